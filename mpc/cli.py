@@ -1,0 +1,358 @@
+"""The ``mpc`` command line. It parses, validates, makes one typed call, and prints.
+
+Errors from mpc print one line (``error: ...``) and exit 2 for bad input, 1 for failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mpc.errors import ConfigError, InputDataError, MpcError, QueryError
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+_EPILOG = """\
+examples:
+  mpc demo                                   run a 3-party demo on this machine
+  mpc certs init --out certs --parties a,b,c
+  mpc party serve --config party-a.toml
+  mpc coordinator serve --config coordinator.toml
+  mpc query mean --dataset health --column age --bounds 18:100 \\
+      --coordinator 127.0.0.1:50050 --tls-dir certs --json
+"""
+
+
+def _parse_bounds(values: Sequence[str], columns: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """``LO:HI`` (all columns) or ``COLUMN=LO:HI``; negative numbers need ``--bounds=-5:5``."""
+    bounds: dict[str, tuple[float, float]] = {}
+    for value in values:
+        column, sep, rng = value.rpartition("=")
+        lo_text, colon, hi_text = rng.partition(":")
+        try:
+            lo, hi = float(lo_text), float(hi_text)
+        except ValueError:
+            lo = hi = math.nan
+        if not colon or not (math.isfinite(lo) and math.isfinite(hi)):
+            raise QueryError(
+                f"--bounds {value!r}: expected LO:HI or COLUMN=LO:HI with finite numbers"
+            )
+        targets = [column] if sep else list(columns) or ["value"]
+        for target in targets:
+            if lo > hi:
+                raise QueryError(f"--bounds {value!r}: LO must not exceed HI")
+            bounds[target] = (lo, hi)
+    return bounds
+
+
+def _columns(values: Sequence[str]) -> list[str]:
+    return [c.strip() for value in values for c in value.split(",") if c.strip()]
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def cmd_certs_init(args: argparse.Namespace) -> int:
+    from mpc.identity import init_certificates
+
+    parties = _columns([args.parties])
+    written = init_certificates(
+        Path(args.out),
+        parties,
+        clients=tuple(_columns([args.clients])),
+        extra_hosts=tuple(_columns([args.hosts])) if args.hosts else (),
+        days=args.days,
+        overwrite=args.force,
+    )
+    if args.json:
+        print(json.dumps({"out": args.out, "files": [str(p) for p in written]}))
+    else:
+        print(
+            f"wrote a CA and certificates for coordinator, {', '.join(parties)} and "
+            f"{args.clients} to {args.out}/ (keep ca.key offline)"
+        )
+    return 0
+
+
+def cmd_party_serve(args: argparse.Namespace) -> int:
+    from mpc.config import load_party_config
+    from mpc.transport.party_server import serve_party
+
+    config = load_party_config(Path(args.config))
+    serve_party(config, Path(args.ready_file) if args.ready_file else None)
+    return 0
+
+
+def cmd_coordinator_serve(args: argparse.Namespace) -> int:
+    from mpc.config import load_coordinator_config
+    from mpc.transport.coordinator_server import serve_coordinator
+
+    config = load_coordinator_config(Path(args.config))
+    serve_coordinator(config, Path(args.ready_file) if args.ready_file else None)
+    return 0
+
+
+def _client(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from mpc.client import Client
+
+    return Client(args.coordinator, tls_dir=args.tls_dir, name=args.name, timeout=args.timeout)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from mpc.coordinator.service import JobEvent
+
+    statistic = args.statistic.replace("-", "_")
+    columns = _columns(args.column)
+    bounds = _parse_bounds(args.bounds, columns)
+    if statistic == "vector_sum":
+        columns = ["value"]
+    show_progress = not args.json and sys.stderr.isatty()
+
+    def on_event(event: JobEvent) -> None:
+        if show_progress:
+            print(
+                f"\r[{event.progress:4.0%}] {event.stage}: {event.message}".ljust(78),
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    with _client(args) as client:
+        result = client.query(
+            statistic,
+            args.dataset,
+            columns,
+            bounds or None,
+            parties=_columns(args.parties) if args.parties else (),
+            frac_bits=args.frac_bits,
+            on_event=on_event,
+        )
+    if show_progress:
+        print(file=sys.stderr)
+    if args.out:
+        import numpy as np
+
+        np.save(args.out, result.values)
+    if args.json:
+        print(json.dumps(result.to_json(include_values=not args.out)))
+    else:
+        print(
+            f"{result.statistic} over {result.dataset!r} from parties {', '.join(result.parties)}"
+            f" (job {result.job_id}):"
+        )
+        if len(result.labels) == result.values.size:
+            for label, value in result.as_dict().items():
+                print(f"  {label:<20} {value:.10g}")
+        else:
+            print(
+                f"  vector of {result.values.size} values"
+                + (f" saved to {args.out}" if args.out else "")
+            )
+        print(f"  fixed-point tolerance +/- {result.tolerance:.3g}")
+    return 0
+
+
+def cmd_parties(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        parties = client.parties()
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "party_id": p.party_id,
+                        "address": p.address,
+                        "reachable": p.reachable,
+                        "error": p.error,
+                        "datasets": [
+                            {
+                                "name": d.name,
+                                "kind": d.kind,
+                                "max_rows": d.max_rows,
+                                "columns": {c.name: [c.lo, c.hi] for c in d.columns},
+                            }
+                            for d in p.datasets
+                        ],
+                    }
+                    for p in parties
+                ]
+            )
+        )
+        return 0
+    for p in parties:
+        status = "up" if p.reachable else f"DOWN ({p.error})"
+        print(f"{p.party_id} at {p.address}: {status}")
+        for d in p.datasets:
+            cols = ", ".join(
+                c.name + (f" [{c.lo:g}, {c.hi:g}]" if c.lo is not None and c.hi is not None else "")
+                for c in d.columns
+            )
+            print(f"  {d.name} ({d.kind}, max_rows {d.max_rows}): {cols}")
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from mpc.transport.health import check_health
+
+    ok, message = check_health(Path(args.config), timeout=args.timeout)
+    print(message)
+    return 0 if ok else EXIT_FAILURE
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mpc.demo.run import run_demo
+
+    return run_demo(
+        parties=args.parties,
+        rows=args.rows,
+        as_json=args.json,
+        keep=Path(args.keep) if args.keep else None,
+    )
+
+
+# --- parser ------------------------------------------------------------------------------
+
+
+def _add_client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--coordinator", required=True, metavar="HOST:PORT", help="address of the coordinator"
+    )
+    parser.add_argument(
+        "--tls-dir",
+        required=True,
+        metavar="DIR",
+        help="folder with ca.pem, NAME.pem and NAME.key (from `mpc certs init`)",
+    )
+    parser.add_argument(
+        "--name", default="client", help="client certificate name in --tls-dir (default: client)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the job (default: 300)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mpc",
+        description="Secure multi-party sums, counts and means: every party keeps its rows, "
+        "only the aggregate is revealed.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        help="DEBUG, INFO, WARNING (default) or ERROR; logs go to stderr",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    certs = sub.add_parser("certs", help="make certificates").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    init = certs.add_parser("init", help="create a CA and certificates for every role")
+    init.add_argument("--out", required=True, help="folder to write PEM files to")
+    init.add_argument("--parties", required=True, help="comma-separated party ids, e.g. a,b,c")
+    init.add_argument("--clients", default="client", help="comma-separated client names")
+    init.add_argument(
+        "--hosts", default="", help="extra DNS names or IPs for every certificate's subjectAltName"
+    )
+    init.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    init.add_argument("--force", action="store_true", help="replace an existing CA in --out")
+    init.add_argument("--json", action="store_true", help="print the files written as JSON")
+    init.set_defaults(func=cmd_certs_init)
+
+    for role, func, what in (
+        ("party", cmd_party_serve, "serve this institution's datasets to the coordinator"),
+        ("coordinator", cmd_coordinator_serve, "orchestrate jobs across the parties"),
+    ):
+        serve = sub.add_parser(role, help=f"run a {role}").add_subparsers(
+            dest="action", required=True, metavar="ACTION"
+        )
+        run = serve.add_parser("serve", help=what)
+        run.add_argument("--config", required=True, help=f"{role} TOML config file")
+        run.add_argument("--ready-file", help="write {address, port, pid} as JSON once serving")
+        run.set_defaults(func=func)
+
+    query = sub.add_parser(
+        "query",
+        help="run a secure query",
+        description="Run a secure sum, count, mean or vector-sum. Bounds: --bounds LO:HI for "
+        "every column, or --bounds COLUMN=LO:HI per column; write negative bounds as "
+        "--bounds=-5:5. Columns without --bounds use the bounds the parties declare.",
+    )
+    query.add_argument("statistic", choices=["sum", "count", "mean", "vector-sum"])
+    query.add_argument("--dataset", required=True)
+    query.add_argument(
+        "--column", action="append", default=[], help="column name (repeat, or comma-separate)"
+    )
+    query.add_argument(
+        "--bounds",
+        action="append",
+        default=[],
+        metavar="[COLUMN=]LO:HI",
+        help="clamp values to [LO, HI]",
+    )
+    query.add_argument("--parties", help="comma-separated subset of parties (default: all)")
+    query.add_argument("--frac-bits", type=int, help="fixed-point fractional bits (default 16)")
+    query.add_argument("--out", help="save the values as a .npy file (vector results)")
+    _add_client_options(query)
+    query.set_defaults(func=cmd_query)
+
+    parties = sub.add_parser("parties", help="list parties and their public dataset schemas")
+    _add_client_options(parties)
+    parties.set_defaults(func=cmd_parties)
+
+    health = sub.add_parser("health", help="check a party or coordinator via gRPC health")
+    health.add_argument("--config", required=True, help="the server's own TOML config")
+    health.add_argument("--timeout", type=float, default=5.0)
+    health.set_defaults(func=cmd_health)
+
+    demo = sub.add_parser(
+        "demo",
+        help="run a local multi-party demo",
+        description="Generate synthetic health records for each party, start a coordinator and "
+        "the parties as local processes with mutual TLS, run secure sum/count/mean, and print "
+        "them beside the plaintext results. Exits 1 if they disagree.",
+    )
+    demo.add_argument("--parties", type=int, default=3, help="number of parties (2-26, default 3)")
+    demo.add_argument("--rows", type=int, default=1000, help="rows per party (default 1000)")
+    demo.add_argument("--keep", metavar="DIR", help="keep certificates, data and logs in DIR")
+    demo.add_argument("--json", action="store_true", help="print one JSON object")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.log_level)
+    try:
+        return int(args.func(args))
+    except (QueryError, ConfigError, InputDataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except MpcError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

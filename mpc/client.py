@@ -1,0 +1,254 @@
+"""Python API: ``mpc.Client`` talks to a coordinator over mutual TLS.
+
+>>> with Client("127.0.0.1:50050", tls_dir="certs") as client:   # doctest: +SKIP
+...     result = client.mean("health", ["age", "bmi"], bounds={"age": (0, 120)})
+...     print(result.as_dict(), result.parties)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from mpc.config import TlsFiles
+from mpc.coordinator.service import JobEvent, PartyStatus
+from mpc.coordinator.store import JobState
+from mpc.errors import JobFailedError, MpcError, ProtocolError, QueryError
+from mpc.identity import Role
+from mpc.proto.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc
+from mpc.protocol.spec import ColumnBound, Statistic
+from mpc.transport import convert
+from mpc.transport.errors import from_rpc_error
+from mpc.transport.tls import secure_channel
+
+Bounds = Mapping[str, tuple[float, float]] | tuple[float, float] | None
+
+_STATE_FROM_PROTO = {
+    coordinator_pb2.JOB_STATE_PENDING: JobState.PENDING,
+    coordinator_pb2.JOB_STATE_RUNNING: JobState.RUNNING,
+    coordinator_pb2.JOB_STATE_SUCCEEDED: JobState.SUCCEEDED,
+    coordinator_pb2.JOB_STATE_FAILED: JobState.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """A revealed aggregate. ``values[i]`` belongs to ``labels[i]`` (one label per column)."""
+
+    job_id: str
+    statistic: str
+    dataset: str
+    labels: tuple[str, ...]
+    values: np.ndarray
+    parties: tuple[str, ...]
+    tolerance: float
+    frac_bits: int
+    bounds: tuple[ColumnBound, ...]
+
+    def as_dict(self) -> dict[str, float]:
+        if len(self.labels) != self.values.size:
+            raise ValueError("as_dict is for one value per label; use .values for vectors")
+        return {label: float(v) for label, v in zip(self.labels, self.values, strict=True)}
+
+    @property
+    def value(self) -> float:
+        """The single value of a one-column result."""
+        if self.values.size != 1:
+            raise ValueError(f"result has {self.values.size} values; use .values or .as_dict()")
+        return float(self.values[0])
+
+    def to_json(self, include_values: bool = True) -> dict[str, object]:
+        data: dict[str, object] = {
+            "job_id": self.job_id,
+            "statistic": self.statistic,
+            "dataset": self.dataset,
+            "parties": list(self.parties),
+            "frac_bits": self.frac_bits,
+            "tolerance": self.tolerance,
+            "bounds": {b.column: [b.lo, b.hi] for b in self.bounds},
+        }
+        if include_values:
+            if len(self.labels) == self.values.size:
+                data["values"] = self.as_dict()
+            else:
+                data["values"] = self.values.tolist()
+        data["length"] = int(self.values.size)
+        return data
+
+
+def _bounds_list(columns: Sequence[str], bounds: Bounds) -> list[ColumnBound]:
+    if bounds is None:
+        return []
+    if isinstance(bounds, tuple):
+        lo, hi = bounds
+        return [ColumnBound(c, lo, hi) for c in columns]
+    return [ColumnBound(c, lo, hi) for c, (lo, hi) in bounds.items()]
+
+
+class Client:
+    """A client of one coordinator. Thread-safe; close it (or use ``with``) when done."""
+
+    def __init__(
+        self,
+        coordinator: str,
+        tls_dir: str | Path | None = None,
+        *,
+        name: str = "client",
+        tls: TlsFiles | None = None,
+        timeout: float = 300.0,
+    ) -> None:
+        if tls is None:
+            if tls_dir is None:
+                raise QueryError("give tls_dir (with ca.pem, NAME.pem, NAME.key) or tls")
+            tls = TlsFiles.from_dir(Path(tls_dir), name)
+        identity = tls.load()
+        if identity.role != Role.CLIENT.value:
+            raise QueryError(f"{tls.cert} is a {identity.role!r} certificate, not a client's")
+        self.coordinator = coordinator
+        self.timeout = timeout
+        self._channel = secure_channel(coordinator, identity, expected_name="coordinator")
+        self._stub = coordinator_pb2_grpc.CoordinatorStub(self._channel)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    # --- queries -------------------------------------------------------------------------
+
+    def sum(
+        self, dataset: str, columns: Sequence[str], bounds: Bounds = None, **kw: object
+    ) -> QueryResult:
+        return self.query(Statistic.SUM, dataset, columns, bounds, **kw)  # type: ignore[arg-type]
+
+    def count(
+        self, dataset: str, columns: Sequence[str] = (), bounds: Bounds = None, **kw: object
+    ) -> QueryResult:
+        return self.query(Statistic.COUNT, dataset, columns, bounds, **kw)  # type: ignore[arg-type]
+
+    def mean(
+        self, dataset: str, columns: Sequence[str], bounds: Bounds = None, **kw: object
+    ) -> QueryResult:
+        return self.query(Statistic.MEAN, dataset, columns, bounds, **kw)  # type: ignore[arg-type]
+
+    def vector_sum(self, dataset: str, bounds: tuple[float, float], **kw: object) -> QueryResult:
+        return self.query(Statistic.VECTOR_SUM, dataset, ["value"], bounds, **kw)  # type: ignore[arg-type]
+
+    def query(
+        self,
+        statistic: Statistic | str,
+        dataset: str,
+        columns: Sequence[str] = (),
+        bounds: Bounds = None,
+        *,
+        parties: Sequence[str] = (),
+        frac_bits: int | None = None,
+        on_event: Callable[[JobEvent], None] | None = None,
+    ) -> QueryResult:
+        """Submit a query, follow it to the end, and return its result (or raise)."""
+        stat = convert.statistic_from_name(str(statistic))
+        wire_columns = [] if stat is Statistic.VECTOR_SUM else list(columns)
+        query = coordinator_pb2.Query(
+            statistic=stat.value,
+            dataset=dataset,
+            columns=wire_columns,
+            bounds=[
+                common_pb2.ColumnBounds(column=b.column, lo=b.lo, hi=b.hi)
+                for b in _bounds_list(columns, bounds)
+            ],
+            frac_bits=frac_bits or 0,
+            parties=list(parties),
+        )
+        job_id = self.submit(query)
+        for event in self.watch(job_id):
+            if on_event is not None:
+                on_event(event)
+        return self.result(job_id)
+
+    def submit(self, query: coordinator_pb2.Query) -> str:
+        try:
+            response = self._stub.SubmitJob(
+                coordinator_pb2.SubmitJobRequest(query=query), timeout=min(30.0, self.timeout)
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
+        return str(response.job_id)
+
+    def watch(self, job_id: str) -> Iterator[JobEvent]:
+        deadline = time.monotonic() + self.timeout
+        try:
+            for event in self._stub.WatchJob(
+                coordinator_pb2.WatchJobRequest(job_id=job_id),
+                timeout=max(0.001, deadline - time.monotonic()),
+            ):
+                yield JobEvent(
+                    job_id=event.job_id,
+                    state=_STATE_FROM_PROTO.get(event.state, JobState.PENDING),
+                    stage=event.stage,
+                    message=event.message,
+                    progress=event.progress,
+                )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
+
+    def result(self, job_id: str) -> QueryResult:
+        """The result of a finished job; raises :class:`JobFailedError` if it failed."""
+        try:
+            stream = iter(
+                self._stub.GetResult(
+                    coordinator_pb2.GetResultRequest(job_id=job_id), timeout=self.timeout
+                )
+            )
+            first = next(stream, None)
+            if first is None or not first.HasField("header"):
+                raise ProtocolError("result stream did not start with a header")
+            header = first.header
+            state = _STATE_FROM_PROTO.get(header.state, JobState.PENDING)
+            if state is JobState.FAILED:
+                raise JobFailedError(job_id, header.error)
+            if state is not JobState.SUCCEEDED:
+                raise QueryError(f"job {job_id} has not finished (state {state.value})")
+            values = convert.floats_from_chunks(header.length, (m.values for m in stream))
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
+        return QueryResult(
+            job_id=header.job_id,
+            statistic=header.statistic,
+            dataset=header.dataset,
+            labels=tuple(header.labels),
+            values=values,
+            parties=tuple(header.parties),
+            tolerance=header.tolerance,
+            frac_bits=header.frac_bits,
+            bounds=tuple(ColumnBound(b.column, b.lo, b.hi) for b in header.bounds),
+        )
+
+    def parties(self) -> list[PartyStatus]:
+        try:
+            response = self._stub.ListParties(
+                coordinator_pb2.ListPartiesRequest(), timeout=min(60.0, self.timeout)
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
+        return [
+            PartyStatus(
+                party_id=p.party_id,
+                address=p.address,
+                reachable=p.reachable,
+                error=p.error,
+                datasets=tuple(convert.dataset_from_proto(d) for d in p.datasets),
+            )
+            for p in response.parties
+        ]
+
+
+__all__ = ["Client", "MpcError", "QueryResult"]

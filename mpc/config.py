@@ -1,0 +1,228 @@
+"""Party and coordinator configuration files (TOML), parsed into frozen value classes.
+
+Relative paths in a config file are resolved against the file's own directory, so a config
+folder can be moved or mounted anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mpc.errors import ConfigError
+from mpc.identity import Identity, check_party_id, load_identity
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+    def load(self) -> Identity:
+        return load_identity(self.ca, self.cert, self.key)
+
+    @classmethod
+    def from_dir(cls, directory: Path, name: str) -> TlsFiles:
+        return cls(
+            ca=directory / "ca.pem", cert=directory / f"{name}.pem", key=directory / f"{name}.key"
+        )
+
+
+@dataclass(frozen=True)
+class ColumnConfig:
+    name: str
+    lo: float | None = None
+    hi: float | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    name: str
+    path: Path
+    max_rows: int
+    kind: str = "table"  # "table" (CSV) or "vector" (.npy, one float64 vector)
+    columns: tuple[ColumnConfig, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PartyConfig:
+    party_id: str
+    listen: str
+    tls: TlsFiles
+    datasets: tuple[DatasetConfig, ...]
+    source: Path | None = None
+
+    def dataset(self, name: str) -> DatasetConfig | None:
+        return next((d for d in self.datasets if d.name == name), None)
+
+
+@dataclass(frozen=True)
+class PartyEndpoint:
+    party_id: str
+    address: str
+
+
+@dataclass(frozen=True)
+class CoordinatorConfig:
+    listen: str
+    tls: TlsFiles
+    database: Path
+    parties: tuple[PartyEndpoint, ...]
+    job_timeout_seconds: float = 60.0
+    rpc_timeout_seconds: float = 10.0
+    max_concurrent_jobs: int = 4
+    source: Path | None = field(default=None, compare=False)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+
+
+def _require(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in table:
+        raise ConfigError(f"{where}: missing required key {key!r}")
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise ConfigError(f"{where}: {key!r} must be a {kind.__name__}")
+    return value
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def _tls(table: dict[str, Any], base: Path, where: str) -> TlsFiles:
+    tls = _require(table, "tls", dict, where)
+    return TlsFiles(
+        ca=_resolve(base, _require(tls, "ca", str, f"{where} [tls]")),
+        cert=_resolve(base, _require(tls, "cert", str, f"{where} [tls]")),
+        key=_resolve(base, _require(tls, "key", str, f"{where} [tls]")),
+    )
+
+
+def _number(table: dict[str, Any], key: str, where: str) -> float | None:
+    if key not in table:
+        return None
+    value = table[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{where}: {key!r} must be a finite number")
+    return float(value)
+
+
+def _check_listen(address: str, where: str) -> str:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{where}: listen/address must look like HOST:PORT, got {address!r}")
+    return address
+
+
+def load_party_config(path: Path) -> PartyConfig:
+    where = str(path)
+    data = _read_toml(path)
+    base = path.parent
+    party_id = check_party_id(_require(data, "id", str, where))
+    datasets: list[DatasetConfig] = []
+    for name, table in _require(data, "datasets", dict, where).items():
+        dwhere = f"{where} [datasets.{name}]"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{dwhere}: must be a table")
+        max_rows = _require(table, "max_rows", int, dwhere)
+        if max_rows < 1:
+            raise ConfigError(f"{dwhere}: max_rows must be at least 1")
+        kind = table.get("kind", "table")
+        if kind not in ("table", "vector"):
+            raise ConfigError(f"{dwhere}: kind must be 'table' or 'vector'")
+        columns: list[ColumnConfig] = []
+        for column, spec in (table.get("columns") or {}).items():
+            cwhere = f"{dwhere} column {column!r}"
+            if not isinstance(spec, dict):
+                raise ConfigError(f"{cwhere}: must be a table")
+            lo, hi = _number(spec, "lo", cwhere), _number(spec, "hi", cwhere)
+            if (lo is None) != (hi is None):
+                raise ConfigError(f"{cwhere}: give both lo and hi, or neither")
+            if lo is not None and hi is not None and lo > hi:
+                raise ConfigError(f"{cwhere}: lo must not exceed hi")
+            columns.append(ColumnConfig(column, lo, hi, str(spec.get("description", ""))))
+        datasets.append(
+            DatasetConfig(
+                name=name,
+                path=_resolve(base, _require(table, "path", str, dwhere)),
+                max_rows=max_rows,
+                kind=kind,
+                columns=tuple(columns),
+                description=str(table.get("description", "")),
+            )
+        )
+    return PartyConfig(
+        party_id=party_id,
+        listen=_check_listen(_require(data, "listen", str, where), where),
+        tls=_tls(data, base, where),
+        datasets=tuple(datasets),
+        source=path,
+    )
+
+
+def load_coordinator_config(path: Path) -> CoordinatorConfig:
+    where = str(path)
+    data = _read_toml(path)
+    base = path.parent
+    parties: list[PartyEndpoint] = []
+    for index, entry in enumerate(_require(data, "parties", list, where)):
+        pwhere = f"{where} parties[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{pwhere}: must be a table with id and address")
+        parties.append(
+            PartyEndpoint(
+                party_id=check_party_id(_require(entry, "id", str, pwhere)),
+                address=_check_listen(_require(entry, "address", str, pwhere), pwhere),
+            )
+        )
+    ids = [p.party_id for p in parties]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{where}: a party id is listed twice")
+    if len(parties) < 2:
+        raise ConfigError(f"{where}: list at least two parties")
+    timeout = _number(data, "job_timeout_seconds", where) or 60.0
+    rpc_timeout = _number(data, "rpc_timeout_seconds", where) or 10.0
+    concurrent = data.get("max_concurrent_jobs", 4)
+    if isinstance(concurrent, bool) or not isinstance(concurrent, int) or concurrent < 1:
+        raise ConfigError(f"{where}: max_concurrent_jobs must be a positive integer")
+    if timeout <= 0 or rpc_timeout <= 0:
+        raise ConfigError(f"{where}: timeouts must be positive")
+    return CoordinatorConfig(
+        listen=_check_listen(_require(data, "listen", str, where), where),
+        tls=_tls(data, base, where),
+        database=_resolve(base, _require(data, "database", str, where)),
+        parties=tuple(parties),
+        job_timeout_seconds=timeout,
+        rpc_timeout_seconds=rpc_timeout,
+        max_concurrent_jobs=concurrent,
+        source=path,
+    )
+
+
+__all__ = [
+    "ColumnConfig",
+    "CoordinatorConfig",
+    "DatasetConfig",
+    "PartyConfig",
+    "PartyEndpoint",
+    "TlsFiles",
+    "load_coordinator_config",
+    "load_party_config",
+]

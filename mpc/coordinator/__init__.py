@@ -1,0 +1,1 @@
+"""Coordinator: job orchestration, persistence and (later) budget enforcement."""

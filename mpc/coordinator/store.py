@@ -1,0 +1,185 @@
+"""Job records in SQLite (the embedded default).
+
+Durable writes (WAL, synchronous=FULL). A job that was pending or running when the
+coordinator stopped is marked failed at the next start: its rounds cannot be resumed
+mid-flight and nothing was revealed for it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+
+from mpc.errors import ConfigError
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED)
+
+
+@dataclass
+class JobRecord:
+    job_id: str
+    state: JobState
+    query: dict[str, object]
+    submitted_by: str
+    created_at: float
+    stage: str = ""
+    message: str = ""
+    progress: float = 0.0
+    spec: dict[str, object] | None = None
+    parties: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    values: np.ndarray | None = None
+    tolerance: float = 0.0
+    error: str = ""
+    finished_at: float = 0.0
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id       TEXT PRIMARY KEY,
+    state        TEXT NOT NULL,
+    stage        TEXT NOT NULL DEFAULT '',
+    message      TEXT NOT NULL DEFAULT '',
+    progress     REAL NOT NULL DEFAULT 0,
+    query        TEXT NOT NULL,
+    spec         TEXT,
+    submitted_by TEXT NOT NULL,
+    parties      TEXT NOT NULL DEFAULT '[]',
+    labels       TEXT NOT NULL DEFAULT '[]',
+    result       BLOB,
+    tolerance    REAL NOT NULL DEFAULT 0,
+    error        TEXT NOT NULL DEFAULT '',
+    created_at   REAL NOT NULL,
+    finished_at  REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+"""
+
+
+class JobStore:
+    def __init__(self, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the coordinator database {path}: {exc}") from exc
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def fail_unfinished(self, reason: str) -> int:
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE jobs SET state=?, error=?, finished_at=? WHERE state IN (?, ?)",
+                (JobState.FAILED, reason, time.time(), JobState.PENDING, JobState.RUNNING),
+            )
+            return cursor.rowcount
+
+    def create(self, record: JobRecord) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO jobs (job_id, state, query, submitted_by, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    record.job_id,
+                    record.state,
+                    json.dumps(record.query),
+                    record.submitted_by,
+                    record.created_at,
+                ),
+            )
+
+    def progress(
+        self, job_id: str, state: JobState, stage: str, message: str, progress: float
+    ) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET state=?, stage=?, message=?, progress=? WHERE job_id=?",
+                (state, stage, message, progress, job_id),
+            )
+
+    def set_spec(self, job_id: str, spec: dict[str, object], parties: list[str]) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET spec=?, parties=? WHERE job_id=?",
+                (json.dumps(spec), json.dumps(parties), job_id),
+            )
+
+    def succeed(self, job_id: str, labels: list[str], values: np.ndarray, tolerance: float) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET state=?, stage='done', progress=1, labels=?, result=?, "
+                "tolerance=?, finished_at=? WHERE job_id=?",
+                (
+                    JobState.SUCCEEDED,
+                    json.dumps(labels),
+                    np.ascontiguousarray(values, dtype="<f8").tobytes(),
+                    tolerance,
+                    time.time(),
+                    job_id,
+                ),
+            )
+
+    def fail(self, job_id: str, error: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET state=?, error=?, finished_at=? WHERE job_id=?",
+                (JobState.FAILED, error, time.time(), job_id),
+            )
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT job_id, state, stage, message, progress, query, spec, submitted_by, "
+                "parties, labels, result, tolerance, error, created_at, finished_at "
+                "FROM jobs WHERE job_id=?",
+                (job_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        return JobRecord(
+            job_id=row[0],
+            state=JobState(row[1]),
+            stage=row[2],
+            message=row[3],
+            progress=row[4],
+            query=json.loads(row[5]),
+            spec=json.loads(row[6]) if row[6] else None,
+            submitted_by=row[7],
+            parties=json.loads(row[8]),
+            labels=json.loads(row[9]),
+            values=np.frombuffer(row[10], dtype="<f8").copy() if row[10] is not None else None,
+            tolerance=row[11],
+            error=row[12],
+            created_at=row[13],
+            finished_at=row[14],
+        )
+
+    def recent(self, limit: int = 50) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT job_id FROM jobs ORDER BY created_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [r[0] for r in rows]

@@ -1,0 +1,1 @@
+"""Local multi-party deployments for the demo, the integration tests and the benchmarks."""

@@ -1,0 +1,252 @@
+"""Start a coordinator and N parties as separate OS processes on 127.0.0.1.
+
+Used by ``mpc demo``, the integration tests and the benchmarks. Every server binds port 0 and
+reports the port it got through a ready file, so nothing races for ports. :meth:`stop` ends
+every process it started (SIGTERM, then SIGKILL), and on Linux each child also dies with its
+parent (``PR_SET_PDEATHSIG``), so no process is left behind even if the launcher is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mpc.client import Client
+from mpc.errors import ConfigError
+from mpc.identity import init_certificates
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    """A dataset a party serves: a CSV table or a .npy vector."""
+
+    path: Path
+    max_rows: int
+    kind: str = "table"
+    bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def party_config_text(
+    party_id: str, listen: str, tls_dir: Path, datasets: Mapping[str, DatasetFile]
+) -> str:
+    lines = [
+        f"id = {_toml_str(party_id)}",
+        f"listen = {_toml_str(listen)}",
+        "",
+        "[tls]",
+        f"ca = {_toml_str(str(tls_dir / 'ca.pem'))}",
+        f"cert = {_toml_str(str(tls_dir / f'{party_id}.pem'))}",
+        f"key = {_toml_str(str(tls_dir / f'{party_id}.key'))}",
+    ]
+    for name, dataset in datasets.items():
+        lines += [
+            "",
+            f"[datasets.{_toml_str(name)}]",
+            f"path = {_toml_str(str(dataset.path))}",
+            f"kind = {_toml_str(dataset.kind)}",
+            f"max_rows = {dataset.max_rows}",
+        ]
+        for column, (lo, hi) in dataset.bounds.items():
+            lines += [
+                "",
+                f"[datasets.{_toml_str(name)}.columns.{_toml_str(column)}]",
+                f"lo = {float(lo)!r}",
+                f"hi = {float(hi)!r}",
+            ]
+    return "\n".join(lines) + "\n"
+
+
+def coordinator_config_text(
+    listen: str,
+    tls_dir: Path,
+    database: Path,
+    parties: Mapping[str, str],
+    job_timeout: float = 60.0,
+    rpc_timeout: float = 10.0,
+) -> str:
+    lines = [
+        f"listen = {_toml_str(listen)}",
+        f"database = {_toml_str(str(database))}",
+        f"job_timeout_seconds = {float(job_timeout)!r}",
+        f"rpc_timeout_seconds = {float(rpc_timeout)!r}",
+        "",
+        "[tls]",
+        f"ca = {_toml_str(str(tls_dir / 'ca.pem'))}",
+        f"cert = {_toml_str(str(tls_dir / 'coordinator.pem'))}",
+        f"key = {_toml_str(str(tls_dir / 'coordinator.key'))}",
+    ]
+    for party_id, address in parties.items():
+        lines += [
+            "",
+            "[[parties]]",
+            f"id = {_toml_str(party_id)}",
+            f"address = {_toml_str(address)}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class LocalCluster:
+    """A coordinator and parties running as local processes, for one workdir."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        datasets: Mapping[str, Mapping[str, DatasetFile]],
+        *,
+        job_timeout: float = 60.0,
+        rpc_timeout: float = 10.0,
+        start_timeout: float = 60.0,
+        log_level: str = "INFO",
+    ) -> None:
+        self.workdir = workdir
+        self.datasets = datasets
+        self.tls_dir = workdir / "certs"
+        self.log_dir = workdir / "logs"
+        self.job_timeout = job_timeout
+        self.rpc_timeout = rpc_timeout
+        self.start_timeout = start_timeout
+        self.log_level = log_level
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.addresses: dict[str, str] = {}
+        self.coordinator_address = ""
+
+    @property
+    def party_ids(self) -> list[str]:
+        return sorted(self.datasets)
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        if not (self.tls_dir / "ca.pem").exists():
+            init_certificates(self.tls_dir, self.party_ids)
+        for party_id in self.party_ids:
+            self.start_party(party_id)
+        for party_id in self.party_ids:
+            self.addresses[party_id] = self._wait_ready(party_id)
+        self.start_coordinator()
+
+    def party_config_path(self, party_id: str) -> Path:
+        return self.workdir / f"party-{party_id}.toml"
+
+    def start_party(self, party_id: str, listen: str = "127.0.0.1:0") -> None:
+        config = self.party_config_path(party_id)
+        if listen == "127.0.0.1:0" and party_id in self.addresses:
+            listen = self.addresses[party_id]  # a restart keeps its address
+        config.write_text(
+            party_config_text(party_id, listen, self.tls_dir, self.datasets[party_id])
+        )
+        self._spawn(party_id, ["party", "serve", "--config", str(config)])
+
+    def start_coordinator(self) -> None:
+        config = self.workdir / "coordinator.toml"
+        config.write_text(
+            coordinator_config_text(
+                "127.0.0.1:0",
+                self.tls_dir,
+                self.workdir / "coordinator.sqlite",
+                self.addresses,
+                self.job_timeout,
+                self.rpc_timeout,
+            )
+        )
+        self._spawn("coordinator", ["coordinator", "serve", "--config", str(config)])
+        self.coordinator_address = self._wait_ready("coordinator")
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        ready = self.workdir / f"{name}.ready"
+        ready.unlink(missing_ok=True)
+        log = (self.log_dir / f"{name}.log").open("ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.processes[name] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mpc",
+                "--log-level",
+                self.log_level,
+                *args,
+                "--ready-file",
+                str(ready),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+        log.close()
+
+    def _wait_ready(self, name: str) -> str:
+        ready = self.workdir / f"{name}.ready"
+        process = self.processes[name]
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if ready.exists():
+                return str(json.loads(ready.read_text())["address"])
+            if process.poll() is not None:
+                raise ConfigError(
+                    f"{name} exited with status {process.returncode} while starting:\n"
+                    + self.log_tail(name)
+                )
+            time.sleep(0.02)
+        raise ConfigError(f"{name} did not start within {self.start_timeout:.0f}s")
+
+    def log_tail(self, name: str, lines: int = 20) -> str:
+        path = self.log_dir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def client(self, timeout: float = 120.0) -> Client:
+        return Client(self.coordinator_address, tls_dir=self.tls_dir, timeout=timeout)
+
+    def signal(self, name: str, signum: int) -> None:
+        self.processes[name].send_signal(signum)
+
+    def stop_process(self, name: str, timeout: float = 5.0) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        try:
+            process.send_signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
+            process.terminate()
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            self.stop_process(name)

@@ -1,0 +1,1 @@
+"""Party runtime: configuration, local data and job sessions."""

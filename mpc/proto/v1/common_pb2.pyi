@@ -1,0 +1,83 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ColumnBounds(_message.Message):
+    __slots__ = ("column", "lo", "hi")
+    COLUMN_FIELD_NUMBER: _ClassVar[int]
+    LO_FIELD_NUMBER: _ClassVar[int]
+    HI_FIELD_NUMBER: _ClassVar[int]
+    column: str
+    lo: float
+    hi: float
+    def __init__(self, column: _Optional[str] = ..., lo: _Optional[float] = ..., hi: _Optional[float] = ...) -> None: ...
+
+class Participant(_message.Message):
+    __slots__ = ("party_id", "max_rows")
+    PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
+    party_id: str
+    max_rows: int
+    def __init__(self, party_id: _Optional[str] = ..., max_rows: _Optional[int] = ...) -> None: ...
+
+class JobSpec(_message.Message):
+    __slots__ = ("job_id", "statistic", "dataset", "columns", "frac_bits", "participants", "vector_length", "protocol_version")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATISTIC_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    FRAC_BITS_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    statistic: str
+    dataset: str
+    columns: _containers.RepeatedCompositeFieldContainer[ColumnBounds]
+    frac_bits: int
+    participants: _containers.RepeatedCompositeFieldContainer[Participant]
+    vector_length: int
+    protocol_version: int
+    def __init__(self, job_id: _Optional[str] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., vector_length: _Optional[int] = ..., protocol_version: _Optional[int] = ...) -> None: ...
+
+class VectorChunk(_message.Message):
+    __slots__ = ("offset", "data")
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    offset: int
+    data: bytes
+    def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class ColumnSchema(_message.Message):
+    __slots__ = ("name", "has_bounds", "lo", "hi", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    HAS_BOUNDS_FIELD_NUMBER: _ClassVar[int]
+    LO_FIELD_NUMBER: _ClassVar[int]
+    HI_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    has_bounds: bool
+    lo: float
+    hi: float
+    description: str
+    def __init__(self, name: _Optional[str] = ..., has_bounds: _Optional[bool] = ..., lo: _Optional[float] = ..., hi: _Optional[float] = ..., description: _Optional[str] = ...) -> None: ...
+
+class DatasetSchema(_message.Message):
+    __slots__ = ("name", "kind", "columns", "max_rows", "vector_length", "description")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    columns: _containers.RepeatedCompositeFieldContainer[ColumnSchema]
+    max_rows: int
+    vector_length: int
+    description: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ..., max_rows: _Optional[int] = ..., vector_length: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,138 @@
+from mpc.proto.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    JOB_STATE_UNSPECIFIED: _ClassVar[JobState]
+    JOB_STATE_PENDING: _ClassVar[JobState]
+    JOB_STATE_RUNNING: _ClassVar[JobState]
+    JOB_STATE_SUCCEEDED: _ClassVar[JobState]
+    JOB_STATE_FAILED: _ClassVar[JobState]
+JOB_STATE_UNSPECIFIED: JobState
+JOB_STATE_PENDING: JobState
+JOB_STATE_RUNNING: JobState
+JOB_STATE_SUCCEEDED: JobState
+JOB_STATE_FAILED: JobState
+
+class Query(_message.Message):
+    __slots__ = ("statistic", "dataset", "columns", "bounds", "frac_bits", "parties")
+    STATISTIC_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
+    BOUNDS_FIELD_NUMBER: _ClassVar[int]
+    FRAC_BITS_FIELD_NUMBER: _ClassVar[int]
+    PARTIES_FIELD_NUMBER: _ClassVar[int]
+    statistic: str
+    dataset: str
+    columns: _containers.RepeatedScalarFieldContainer[str]
+    bounds: _containers.RepeatedCompositeFieldContainer[_common_pb2.ColumnBounds]
+    frac_bits: int
+    parties: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., parties: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SubmitJobRequest(_message.Message):
+    __slots__ = ("query",)
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    query: Query
+    def __init__(self, query: _Optional[_Union[Query, _Mapping]] = ...) -> None: ...
+
+class SubmitJobResponse(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class WatchJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class JobEvent(_message.Message):
+    __slots__ = ("job_id", "state", "stage", "message", "progress")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    state: JobState
+    stage: str
+    message: str
+    progress: float
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., stage: _Optional[str] = ..., message: _Optional[str] = ..., progress: _Optional[float] = ...) -> None: ...
+
+class GetResultRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class ResultHeader(_message.Message):
+    __slots__ = ("job_id", "state", "statistic", "dataset", "labels", "parties", "length", "frac_bits", "tolerance", "error", "bounds", "created_at", "finished_at")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATISTIC_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    PARTIES_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    FRAC_BITS_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    BOUNDS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    state: JobState
+    statistic: str
+    dataset: str
+    labels: _containers.RepeatedScalarFieldContainer[str]
+    parties: _containers.RepeatedScalarFieldContainer[str]
+    length: int
+    frac_bits: int
+    tolerance: float
+    error: str
+    bounds: _containers.RepeatedCompositeFieldContainer[_common_pb2.ColumnBounds]
+    created_at: float
+    finished_at: float
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., parties: _Optional[_Iterable[str]] = ..., length: _Optional[int] = ..., frac_bits: _Optional[int] = ..., tolerance: _Optional[float] = ..., error: _Optional[str] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., created_at: _Optional[float] = ..., finished_at: _Optional[float] = ...) -> None: ...
+
+class ResultChunk(_message.Message):
+    __slots__ = ("header", "values")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    header: ResultHeader
+    values: _common_pb2.VectorChunk
+    def __init__(self, header: _Optional[_Union[ResultHeader, _Mapping]] = ..., values: _Optional[_Union[_common_pb2.VectorChunk, _Mapping]] = ...) -> None: ...
+
+class ListPartiesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PartyInfo(_message.Message):
+    __slots__ = ("party_id", "address", "reachable", "error", "datasets")
+    PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    DATASETS_FIELD_NUMBER: _ClassVar[int]
+    party_id: str
+    address: str
+    reachable: bool
+    error: str
+    datasets: _containers.RepeatedCompositeFieldContainer[_common_pb2.DatasetSchema]
+    def __init__(self, party_id: _Optional[str] = ..., address: _Optional[str] = ..., reachable: _Optional[bool] = ..., error: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[_common_pb2.DatasetSchema, _Mapping]]] = ...) -> None: ...
+
+class ListPartiesResponse(_message.Message):
+    __slots__ = ("parties",)
+    PARTIES_FIELD_NUMBER: _ClassVar[int]
+    parties: _containers.RepeatedCompositeFieldContainer[PartyInfo]
+    def __init__(self, parties: _Optional[_Iterable[_Union[PartyInfo, _Mapping]]] = ...) -> None: ...

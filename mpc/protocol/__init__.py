@@ -1,0 +1,1 @@
+"""Protocol layer: job specs and the round state machines (pure, no gRPC)."""

@@ -1,0 +1,151 @@
+"""Job specs: what a job computes, over which data, with whom.
+
+A :class:`JobSpec` is the one object every party checks before touching data. Its canonical
+encoding (sorted-key JSON, shortest float repr) is hashed into the *spec digest*, which every
+party signs together with its ephemeral key: parties that verify each other's signatures over
+their own digest have thereby checked that the coordinator showed them all the same job.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+from mpc.errors import QueryError
+from mpc.identity import check_party_id
+from mpc.ring import MAX_FRAC_BITS
+from mpc.sharing import spec_digest_of
+
+PROTOCOL_VERSION = 1
+JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\- ]{0,127}$")
+
+
+class Statistic(StrEnum):
+    SUM = "sum"
+    COUNT = "count"
+    MEAN = "mean"
+    VECTOR_SUM = "vector_sum"
+
+
+@dataclass(frozen=True)
+class ColumnBound:
+    """A column and its declared bounds; every value is clamped to ``[lo, hi]``."""
+
+    column: str
+    lo: float
+    hi: float
+
+    def __post_init__(self) -> None:
+        # Canonical encoding must not depend on whether a caller wrote 120 or 120.0.
+        object.__setattr__(self, "lo", float(self.lo))
+        object.__setattr__(self, "hi", float(self.hi))
+
+
+@dataclass(frozen=True)
+class Participant:
+    """A party taking part in a job and its public row limit."""
+
+    party_id: str
+    max_rows: int
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    job_id: str
+    statistic: Statistic
+    dataset: str
+    columns: tuple[ColumnBound, ...]
+    frac_bits: int
+    participants: tuple[Participant, ...]
+    vector_length: int = 0
+    protocol_version: int = PROTOCOL_VERSION
+    _digest: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        validate_spec(self)
+        object.__setattr__(self, "_digest", spec_digest_of(self.canonical()))
+
+    @property
+    def party_ids(self) -> tuple[str, ...]:
+        return tuple(p.party_id for p in self.participants)
+
+    @property
+    def total_max_rows(self) -> int:
+        return sum(p.max_rows for p in self.participants)
+
+    def participant(self, party_id: str) -> Participant:
+        for participant in self.participants:
+            if participant.party_id == party_id:
+                return participant
+        raise QueryError(f"party {party_id!r} is not a participant of job {self.job_id}")
+
+    def canonical(self) -> bytes:
+        data = asdict(self)
+        data.pop("_digest")
+        data["statistic"] = self.statistic.value
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+    def digest(self) -> bytes:
+        return self._digest
+
+
+def check_bounds(column: str, lo: float, hi: float) -> None:
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise QueryError(f"column {column!r}: bounds must be finite numbers")
+    if lo > hi:
+        raise QueryError(f"column {column!r}: lower bound {lo:g} is above upper bound {hi:g}")
+
+
+def validate_spec(spec: JobSpec) -> None:
+    """Raise :class:`QueryError` unless ``spec`` is well formed (pure structural checks)."""
+    if spec.protocol_version != PROTOCOL_VERSION:
+        raise QueryError(
+            f"protocol version {spec.protocol_version} is not supported "
+            f"(this build speaks {PROTOCOL_VERSION})"
+        )
+    if not JOB_ID_PATTERN.match(spec.job_id):
+        raise QueryError("job id must be 1-64 characters of letters, digits, '_', '.' or '-'")
+    if not isinstance(spec.statistic, Statistic):
+        raise QueryError(f"unknown statistic {spec.statistic!r}")
+    if not NAME_PATTERN.match(spec.dataset):
+        raise QueryError(f"invalid dataset name {spec.dataset!r}")
+    if not 0 <= spec.frac_bits <= MAX_FRAC_BITS:
+        raise QueryError(f"frac_bits must be between 0 and {MAX_FRAC_BITS}")
+    names = [c.column for c in spec.columns]
+    if len(set(names)) != len(names):
+        raise QueryError("a column is listed twice")
+    for bound in spec.columns:
+        check_bounds(bound.column, bound.lo, bound.hi)
+    if spec.statistic in (Statistic.SUM, Statistic.MEAN) and not spec.columns:
+        raise QueryError(f"{spec.statistic.value} needs at least one column")
+    if spec.statistic is Statistic.VECTOR_SUM:
+        if len(spec.columns) != 1 or spec.vector_length < 1:
+            raise QueryError("vector_sum needs exactly one bounds entry and a vector length")
+    elif spec.vector_length:
+        raise QueryError("vector_length is only for vector_sum")
+    ids = [p.party_id for p in spec.participants]
+    if len(ids) < 2:
+        raise QueryError("a job needs at least two participating parties")
+    if len(set(ids)) != len(ids):
+        raise QueryError("a party is listed twice among the participants")
+    if ids != sorted(ids):
+        raise QueryError("participants must be listed in sorted order")
+    for participant in spec.participants:
+        check_party_id(participant.party_id)
+        if participant.max_rows < 0:
+            raise QueryError("max_rows must be non-negative")
+
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "ColumnBound",
+    "JobSpec",
+    "Participant",
+    "Statistic",
+    "check_bounds",
+    "validate_spec",
+]

@@ -1,0 +1,212 @@
+"""Pairwise-mask additive sharing: key agreement, seed derivation, PRG and masks.
+
+Pure module (no I/O). Security assumptions and choices:
+
+* Each party makes a fresh X25519 key per job and signs it with the long-term key of its
+  certificate (:func:`key_offer_payload` is what is signed). The coordinator only relays the
+  signed offers; every party verifies every peer's signature and certificate before deriving
+  anything, so a relaying coordinator cannot substitute keys (no man in the middle).
+* The signed payload contains the digest of the job spec as the signer saw it. A party
+  verifying a peer's offer over *its own* digest therefore also checks that the coordinator
+  showed both of them the same job.
+* Pairwise round seeds come from HKDF-SHA256 over the X25519 secret, with the job-spec digest,
+  the round number and both party ids in ``info``: a seed is never reused across rounds, jobs
+  or pairs, so a share replayed from another round or job does not unmask.
+* The PRG is AES-256-CTR (``cryptography``): a CSPRNG with hardware acceleration, producing the
+  mask in the same streaming order as the share leaves the party. A zero IV is safe because
+  every key is used for exactly one stream.
+* Party ``i``'s masked share is ``x_i + sum_{j>i} PRG(k_ij) - sum_{j<i} PRG(k_ij)`` mod 2^64,
+  ordering parties by their position in the signed participant list. Summed over all parties
+  the masks cancel exactly; any set of shares missing at least one party is uniformly random.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, x25519
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from mpc.errors import ProtocolError
+from mpc.ring import RingVector
+
+_DOMAIN_OFFER = b"mpc/v1/ephemeral-key-offer"
+_DOMAIN_SEED = b"mpc/v1/pairwise-round-seed"
+_ZERO_IV = bytes(16)
+WORD_BYTES = 8
+
+
+@dataclass(frozen=True, repr=False)
+class EphemeralKey:
+    """A party's per-job X25519 key pair. ``repr`` is redacted so it never reaches a log."""
+
+    private: x25519.X25519PrivateKey
+    public_bytes: bytes
+
+    @classmethod
+    def generate(cls) -> EphemeralKey:
+        private = x25519.X25519PrivateKey.generate()  # OS CSPRNG inside
+        public = private.public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        return cls(private=private, public_bytes=public)
+
+    def __repr__(self) -> str:
+        return "EphemeralKey(<redacted>)"
+
+    def exchange(self, peer_public: bytes) -> bytes:
+        if len(peer_public) != 32:
+            raise ProtocolError("an X25519 public key must be 32 bytes")
+        shared = self.private.exchange(x25519.X25519PublicKey.from_public_bytes(peer_public))
+        if shared == bytes(32):
+            # A low-order peer point gives the all-zero secret; refuse it (RFC 7748 section 6.1).
+            raise ProtocolError("a peer's ephemeral key is a low-order point")
+        return shared
+
+
+def _length_prefixed(*fields: bytes) -> bytes:
+    return b"".join(len(field).to_bytes(4, "big") + field for field in fields)
+
+
+def key_offer_payload(spec_digest: bytes, party_id: str, public_key: bytes) -> bytes:
+    """The exact bytes a party signs to vouch for its ephemeral key in one job."""
+    return _length_prefixed(_DOMAIN_OFFER, spec_digest, party_id.encode(), public_key)
+
+
+SigningKey = ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
+VerifyingKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+
+
+def sign_payload(identity_key: SigningKey, payload: bytes) -> bytes:
+    """Sign with the certificate key (ECDSA-SHA256, Ed25519 or RSA-PSS-SHA256)."""
+    if isinstance(identity_key, ec.EllipticCurvePrivateKey):
+        return identity_key.sign(payload, ec.ECDSA(hashes.SHA256()))
+    if isinstance(identity_key, ed25519.Ed25519PrivateKey):
+        return identity_key.sign(payload)
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    return identity_key.sign(
+        payload,
+        padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH),
+        hashes.SHA256(),
+    )
+
+
+def verify_payload(public_key: object, payload: bytes, signature: bytes) -> bool:
+    """Check a signature made by :func:`sign_payload`; False on any failure."""
+    try:
+        if isinstance(public_key, ec.EllipticCurvePublicKey):
+            public_key.verify(signature, payload, ec.ECDSA(hashes.SHA256()))
+        elif isinstance(public_key, ed25519.Ed25519PublicKey):
+            public_key.verify(signature, payload)
+        elif isinstance(public_key, rsa.RSAPublicKey):
+            from cryptography.hazmat.primitives.asymmetric import padding
+
+            public_key.verify(
+                signature,
+                payload,
+                padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=padding.PSS.MAX_LENGTH),
+                hashes.SHA256(),
+            )
+        else:
+            return False
+    except InvalidSignature:
+        return False
+    return True
+
+
+def round_seed(
+    shared_secret: bytes, spec_digest: bytes, round_id: int, party_a: str, party_b: str
+) -> bytes:
+    """Derive the 32-byte AES key that pair (a, b) uses for one round of one job.
+
+    The pair is put in a canonical order so both ends derive the same key.
+    """
+    low, high = sorted((party_a, party_b))
+    info = _length_prefixed(
+        _DOMAIN_SEED, spec_digest, round_id.to_bytes(8, "big"), low.encode(), high.encode()
+    )
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(shared_secret)
+
+
+def spec_digest_of(canonical_bytes: bytes) -> bytes:
+    """SHA-256 of a job spec's canonical encoding."""
+    return hashlib.sha256(canonical_bytes).digest()
+
+
+class PairwiseMask:
+    """Streams ``sum_{j>i} PRG(k_ij) - sum_{j<i} PRG(k_ij)`` for one party and one round.
+
+    ``seeds`` maps each peer id to the round seed shared with it; ``order`` is the signed
+    participant list, which fixes who adds and who subtracts. Chunks must be pulled in order;
+    each call continues every AES-CTR stream where the previous call stopped.
+    """
+
+    def __init__(self, party_id: str, order: Sequence[str], seeds: Mapping[str, bytes]) -> None:
+        if party_id not in order:
+            raise ProtocolError("this party is not in the participant list")
+        position = {pid: index for index, pid in enumerate(order)}
+        missing = set(order) - {party_id} - set(seeds)
+        if missing:
+            raise ProtocolError(f"no pairwise seed for peers {sorted(missing)}")
+        me = position[party_id]
+        self._streams = [
+            (
+                Cipher(algorithms.AES(seeds[peer]), modes.CTR(_ZERO_IV)).encryptor(),
+                position[peer] > me,
+            )
+            for peer in order
+            if peer != party_id
+        ]
+
+    def __repr__(self) -> str:
+        return f"PairwiseMask(<{len(self._streams)} redacted streams>)"
+
+    def next(self, words: int) -> RingVector:
+        """The next ``words`` mask words (uint64)."""
+        zeros = bytes(words * WORD_BYTES)
+        mask = np.zeros(words, dtype=np.uint64)
+        for encryptor, adds in self._streams:
+            stream = np.frombuffer(encryptor.update(zeros), dtype="<u8")
+            if adds:
+                np.add(mask, stream, out=mask)
+            else:
+                np.subtract(mask, stream, out=mask)
+        return mask
+
+
+#: About 1 MiB of uint64 words per chunk: large enough that per-message overhead vanishes,
+#: small enough to stay far below gRPC's 4 MiB default message limit and to keep peak memory
+#: per party at a small multiple of the input.
+CHUNK_WORDS = 128 * 1024
+
+
+def masked_chunks(
+    statistic: RingVector, mask: PairwiseMask, chunk_words: int = CHUNK_WORDS
+) -> Iterator[tuple[int, RingVector]]:
+    """Yield ``(offset, masked_chunk)`` pairs covering ``statistic`` in order."""
+    values = np.ascontiguousarray(statistic, dtype=np.uint64)
+    for offset in range(0, max(1, values.size), chunk_words):
+        chunk = values[offset : offset + chunk_words]
+        yield offset, np.add(chunk, mask.next(chunk.size))
+
+
+__all__ = [
+    "CHUNK_WORDS",
+    "WORD_BYTES",
+    "EphemeralKey",
+    "PairwiseMask",
+    "SigningKey",
+    "key_offer_payload",
+    "masked_chunks",
+    "round_seed",
+    "sign_payload",
+    "spec_digest_of",
+    "verify_payload",
+]

@@ -1,0 +1,144 @@
+"""Registry of local statistics and their public post-processing.
+
+Every job is *local statistic -> secure sum -> public post-processing*. An entry here says,
+for one statistic: how long its vector is, what one row can add to each entry (for the
+headroom proof), how a party computes it from its rows (clamping to the declared bounds
+itself: bounds are enforced by the code, not trusted), and what to do with the revealed sum.
+Adding a statistic is adding an entry, not a protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from mpc.errors import QueryError
+from mpc.protocol.spec import JobSpec, Statistic
+from mpc.ring import Component, FloatVector, RingVector, encode
+
+
+class LocalData(Protocol):
+    """What a statistic may read from a party's data."""
+
+    def table(self, name: str, columns: list[str]) -> _TableLike: ...
+
+    def vector(self, name: str) -> FloatVector: ...
+
+
+class _TableLike(Protocol):
+    @property
+    def rows(self) -> int: ...
+
+    def column(self, name: str) -> FloatVector: ...
+
+
+@dataclass(frozen=True)
+class StatisticDef:
+    name: Statistic
+    output_length: Callable[[JobSpec], int]
+    components: Callable[[JobSpec], list[Component]]
+    local: Callable[[JobSpec, LocalData], RingVector]
+    finish: Callable[[JobSpec, FloatVector], FloatVector]
+    labels: Callable[[JobSpec], list[str]]
+
+
+def _clamped_sums(spec: JobSpec, data: LocalData) -> tuple[list[np.uint64], int]:
+    table = data.table(spec.dataset, [c.column for c in spec.columns])
+    sums = [
+        # Encode every clamped value, then add in the ring: the sum of rounded values is exact
+        # and its sensitivity is exactly the encoded bound.
+        encode(np.clip(table.column(b.column), b.lo, b.hi), spec.frac_bits).sum(dtype=np.uint64)
+        for b in spec.columns
+    ]
+    return sums, table.rows
+
+
+def _count_entry(rows: int, frac_bits: int) -> np.uint64:
+    return np.uint64(rows << frac_bits)
+
+
+def _sum_local(spec: JobSpec, data: LocalData) -> RingVector:
+    sums, _ = _clamped_sums(spec, data)
+    return np.array(sums, dtype=np.uint64)
+
+
+def _count_local(spec: JobSpec, data: LocalData) -> RingVector:
+    table = data.table(spec.dataset, [c.column for c in spec.columns])
+    return np.array([_count_entry(table.rows, spec.frac_bits)], dtype=np.uint64)
+
+
+def _mean_local(spec: JobSpec, data: LocalData) -> RingVector:
+    sums, rows = _clamped_sums(spec, data)
+    return np.array([*sums, _count_entry(rows, spec.frac_bits)], dtype=np.uint64)
+
+
+def _mean_finish(spec: JobSpec, revealed: FloatVector) -> FloatVector:
+    count = revealed[-1]
+    if count <= 0:
+        raise QueryError("mean is undefined: no rows at any party")
+    return np.asarray(revealed[:-1] / count, dtype=np.float64)
+
+
+def _vector_local(spec: JobSpec, data: LocalData) -> RingVector:
+    vector = data.vector(spec.dataset)
+    if vector.size != spec.vector_length:
+        raise QueryError(
+            f"dataset {spec.dataset!r} has length {vector.size}, the job expects "
+            f"{spec.vector_length}"
+        )
+    bound = spec.columns[0]
+    return encode(np.clip(vector, bound.lo, bound.hi), spec.frac_bits)
+
+
+def _bound_components(spec: JobSpec) -> list[Component]:
+    return [Component(f"column {b.column!r}", max(abs(b.lo), abs(b.hi))) for b in spec.columns]
+
+
+def _identity(spec: JobSpec, revealed: FloatVector) -> FloatVector:
+    return revealed
+
+
+REGISTRY: dict[Statistic, StatisticDef] = {
+    Statistic.SUM: StatisticDef(
+        name=Statistic.SUM,
+        output_length=lambda spec: len(spec.columns),
+        components=_bound_components,
+        local=_sum_local,
+        finish=_identity,
+        labels=lambda spec: [c.column for c in spec.columns],
+    ),
+    Statistic.COUNT: StatisticDef(
+        name=Statistic.COUNT,
+        output_length=lambda spec: 1,
+        components=lambda spec: [Component("count", 1.0)],
+        local=_count_local,
+        finish=_identity,
+        labels=lambda spec: ["count"],
+    ),
+    Statistic.MEAN: StatisticDef(
+        name=Statistic.MEAN,
+        output_length=lambda spec: len(spec.columns) + 1,
+        components=lambda spec: [*_bound_components(spec), Component("count", 1.0)],
+        local=_mean_local,
+        finish=_mean_finish,
+        labels=lambda spec: [c.column for c in spec.columns],
+    ),
+    Statistic.VECTOR_SUM: StatisticDef(
+        name=Statistic.VECTOR_SUM,
+        output_length=lambda spec: spec.vector_length,
+        components=lambda spec: _bound_components(spec)[:1],
+        local=_vector_local,
+        finish=_identity,
+        labels=lambda spec: ["value"],
+    ),
+}
+
+
+def definition(statistic: Statistic) -> StatisticDef:
+    return REGISTRY[statistic]
+
+
+__all__ = ["REGISTRY", "LocalData", "StatisticDef", "definition"]

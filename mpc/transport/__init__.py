@@ -1,0 +1,1 @@
+"""gRPC transport: servers, channels, TLS, chunking and proto <-> domain conversion."""

@@ -1,0 +1,185 @@
+"""Proto <-> domain conversion: the only module that touches ``_pb2`` message types.
+
+Vectors travel as little-endian 64-bit words in chunks of about 1 MiB (``CHUNK_WORDS``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from mpc.errors import ProtocolError, QueryError
+from mpc.proto.v1 import common_pb2, coordinator_pb2, party_pb2
+from mpc.protocol.schema import ColumnInfo, DatasetInfo
+from mpc.protocol.secure_sum import SignedKeyOffer
+from mpc.protocol.spec import ColumnBound, JobSpec, Participant, Statistic
+from mpc.ring import RingVector
+from mpc.sharing import CHUNK_WORDS
+
+_LE_U64 = np.dtype("<u8")
+_LE_F64 = np.dtype("<f8")
+
+
+def statistic_from_name(name: str) -> Statistic:
+    try:
+        return Statistic(name)
+    except ValueError:
+        known = ", ".join(s.value for s in Statistic)
+        raise QueryError(f"unknown statistic {name!r} (known: {known})") from None
+
+
+def spec_to_proto(spec: JobSpec) -> common_pb2.JobSpec:
+    return common_pb2.JobSpec(
+        job_id=spec.job_id,
+        statistic=spec.statistic.value,
+        dataset=spec.dataset,
+        columns=[common_pb2.ColumnBounds(column=c.column, lo=c.lo, hi=c.hi) for c in spec.columns],
+        frac_bits=spec.frac_bits,
+        participants=[
+            common_pb2.Participant(party_id=p.party_id, max_rows=p.max_rows)
+            for p in spec.participants
+        ],
+        vector_length=spec.vector_length,
+        protocol_version=spec.protocol_version,
+    )
+
+
+def spec_from_proto(message: common_pb2.JobSpec) -> JobSpec:
+    return JobSpec(
+        job_id=message.job_id,
+        statistic=statistic_from_name(message.statistic),
+        dataset=message.dataset,
+        columns=tuple(ColumnBound(c.column, c.lo, c.hi) for c in message.columns),
+        frac_bits=message.frac_bits,
+        participants=tuple(Participant(p.party_id, p.max_rows) for p in message.participants),
+        vector_length=message.vector_length,
+        protocol_version=message.protocol_version,
+    )
+
+
+def offer_to_proto(offer: SignedKeyOffer) -> party_pb2.SignedKey:
+    return party_pb2.SignedKey(
+        party_id=offer.party_id,
+        public_key=offer.public_key,
+        signature=offer.signature,
+        certificate_pem=offer.certificate_pem,
+    )
+
+
+def offer_from_proto(message: party_pb2.SignedKey) -> SignedKeyOffer:
+    return SignedKeyOffer(
+        party_id=message.party_id,
+        public_key=bytes(message.public_key),
+        signature=bytes(message.signature),
+        certificate_pem=bytes(message.certificate_pem),
+    )
+
+
+def ring_to_bytes(words: RingVector) -> bytes:
+    return np.ascontiguousarray(words, dtype=_LE_U64).tobytes()
+
+
+def ring_from_bytes(data: bytes) -> RingVector:
+    if len(data) % 8:
+        raise ProtocolError("vector chunk length is not a multiple of 8 bytes")
+    return np.frombuffer(data, dtype=_LE_U64).astype(np.uint64, copy=False)
+
+
+def share_chunks(
+    job_id: str,
+    round_id: int,
+    party_id: str,
+    total_length: int,
+    chunks: Iterable[tuple[int, RingVector]],
+) -> Iterator[party_pb2.ShareChunk]:
+    for offset, words in chunks:
+        yield party_pb2.ShareChunk(
+            job_id=job_id,
+            round=round_id,
+            party_id=party_id,
+            total_length=total_length,
+            chunk=common_pb2.VectorChunk(offset=offset, data=ring_to_bytes(words)),
+        )
+
+
+def float_chunks(
+    values: np.ndarray, chunk_words: int = CHUNK_WORDS
+) -> Iterator[common_pb2.VectorChunk]:
+    data = np.ascontiguousarray(values, dtype=_LE_F64)
+    for offset in range(0, data.size, chunk_words):
+        yield common_pb2.VectorChunk(
+            offset=offset, data=data[offset : offset + chunk_words].tobytes()
+        )
+
+
+def floats_from_chunks(length: int, chunks: Iterable[common_pb2.VectorChunk]) -> np.ndarray:
+    out = np.empty(length, dtype=np.float64)
+    filled = 0
+    for chunk in chunks:
+        if chunk.offset != filled or len(chunk.data) % 8:
+            raise ProtocolError("result chunks arrived out of order or malformed")
+        part = np.frombuffer(chunk.data, dtype=_LE_F64)
+        if filled + part.size > length:
+            raise ProtocolError("result is longer than its header says")
+        out[filled : filled + part.size] = part
+        filled += part.size
+    if filled != length:
+        raise ProtocolError(f"result has {filled} values, its header says {length}")
+    return out
+
+
+def dataset_to_proto(info: DatasetInfo) -> common_pb2.DatasetSchema:
+    return common_pb2.DatasetSchema(
+        name=info.name,
+        kind=info.kind,
+        columns=[
+            common_pb2.ColumnSchema(
+                name=c.name,
+                has_bounds=c.lo is not None,
+                lo=c.lo or 0.0,
+                hi=c.hi or 0.0,
+                description=c.description,
+            )
+            for c in info.columns
+        ],
+        max_rows=info.max_rows,
+        vector_length=info.vector_length,
+        description=info.description,
+    )
+
+
+def dataset_from_proto(message: common_pb2.DatasetSchema) -> DatasetInfo:
+    return DatasetInfo(
+        name=message.name,
+        kind=message.kind,
+        columns=tuple(
+            ColumnInfo(
+                c.name,
+                c.lo if c.has_bounds else None,
+                c.hi if c.has_bounds else None,
+                c.description,
+            )
+            for c in message.columns
+        ),
+        max_rows=message.max_rows,
+        vector_length=message.vector_length,
+        description=message.description,
+    )
+
+
+__all__ = [
+    "coordinator_pb2",
+    "dataset_from_proto",
+    "dataset_to_proto",
+    "float_chunks",
+    "floats_from_chunks",
+    "offer_from_proto",
+    "offer_to_proto",
+    "ring_from_bytes",
+    "ring_to_bytes",
+    "share_chunks",
+    "spec_from_proto",
+    "spec_to_proto",
+    "statistic_from_name",
+]

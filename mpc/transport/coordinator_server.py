@@ -1,0 +1,165 @@
+"""The Coordinator gRPC servicer (clients only), and the coordinator process wiring."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+
+from mpc.config import CoordinatorConfig
+from mpc.coordinator.jobs import PartyLink, Query
+from mpc.coordinator.service import CoordinatorService
+from mpc.coordinator.store import JobState, JobStore
+from mpc.errors import ConfigError, QueryError
+from mpc.identity import Role
+from mpc.proto.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc
+from mpc.protocol.spec import ColumnBound
+from mpc.transport import convert
+from mpc.transport.errors import handle_errors, handle_stream_errors
+from mpc.transport.party_client import GrpcPartyLink
+from mpc.transport.server import RunningServer, serve_until_signalled
+from mpc.transport.tls import require_role
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = coordinator_pb2.DESCRIPTOR.services_by_name["Coordinator"].full_name
+
+_STATE_TO_PROTO = {
+    JobState.PENDING: coordinator_pb2.JOB_STATE_PENDING,
+    JobState.RUNNING: coordinator_pb2.JOB_STATE_RUNNING,
+    JobState.SUCCEEDED: coordinator_pb2.JOB_STATE_SUCCEEDED,
+    JobState.FAILED: coordinator_pb2.JOB_STATE_FAILED,
+}
+
+
+def query_from_proto(message: coordinator_pb2.Query) -> Query:
+    return Query(
+        statistic=convert.statistic_from_name(message.statistic),
+        dataset=message.dataset,
+        columns=tuple(message.columns),
+        bounds=tuple(ColumnBound(b.column, b.lo, b.hi) for b in message.bounds),
+        frac_bits=message.frac_bits or None,
+        parties=tuple(message.parties),
+    )
+
+
+class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ignore[misc]
+    def __init__(self, service: CoordinatorService) -> None:
+        self.service = service
+
+    @handle_errors
+    def SubmitJob(
+        self, request: coordinator_pb2.SubmitJobRequest, context: grpc.ServicerContext
+    ) -> coordinator_pb2.SubmitJobResponse:
+        peer = require_role(context, Role.CLIENT)
+        job_id = self.service.submit(query_from_proto(request.query), peer.name)
+        return coordinator_pb2.SubmitJobResponse(job_id=job_id)
+
+    @handle_stream_errors
+    def WatchJob(
+        self, request: coordinator_pb2.WatchJobRequest, context: grpc.ServicerContext
+    ) -> Iterator[coordinator_pb2.JobEvent]:
+        require_role(context, Role.CLIENT)
+        self.service.record(request.job_id)  # unknown job -> clear error
+        for event in self.service.watch(request.job_id):
+            if not context.is_active():
+                return
+            yield coordinator_pb2.JobEvent(
+                job_id=event.job_id,
+                state=_STATE_TO_PROTO[event.state],
+                stage=event.stage,
+                message=event.message,
+                progress=event.progress,
+            )
+
+    @handle_stream_errors
+    def GetResult(
+        self, request: coordinator_pb2.GetResultRequest, context: grpc.ServicerContext
+    ) -> Iterator[coordinator_pb2.ResultChunk]:
+        require_role(context, Role.CLIENT)
+        record = self.service.record(request.job_id)
+        spec = record.spec or {}
+        values = record.values if record.state is JobState.SUCCEEDED else None
+        columns = spec.get("columns", [])
+        header = coordinator_pb2.ResultHeader(
+            job_id=record.job_id,
+            state=_STATE_TO_PROTO[record.state],
+            statistic=str(record.query.get("statistic", "")),
+            dataset=str(record.query.get("dataset", "")),
+            labels=record.labels,
+            parties=record.parties,
+            length=0 if values is None else values.size,
+            frac_bits=int(spec.get("frac_bits", 0)),  # type: ignore[call-overload]
+            tolerance=record.tolerance,
+            error=record.error,
+            bounds=[
+                common_pb2.ColumnBounds(column=c["column"], lo=c["lo"], hi=c["hi"])
+                for c in columns  # type: ignore[attr-defined]
+            ],
+            created_at=record.created_at,
+            finished_at=record.finished_at,
+        )
+        yield coordinator_pb2.ResultChunk(header=header)
+        if values is not None:
+            for chunk in convert.float_chunks(values):
+                yield coordinator_pb2.ResultChunk(values=chunk)
+
+    @handle_errors
+    def ListParties(
+        self, request: coordinator_pb2.ListPartiesRequest, context: grpc.ServicerContext
+    ) -> coordinator_pb2.ListPartiesResponse:
+        require_role(context, Role.CLIENT)
+        return coordinator_pb2.ListPartiesResponse(
+            parties=[
+                coordinator_pb2.PartyInfo(
+                    party_id=status.party_id,
+                    address=status.address,
+                    reachable=status.reachable,
+                    error=status.error,
+                    datasets=[convert.dataset_to_proto(d) for d in status.datasets],
+                )
+                for status in self.service.parties()
+            ]
+        )
+
+
+def build_coordinator(config: CoordinatorConfig) -> tuple[RunningServer, CoordinatorService]:
+    identity = config.tls.load()
+    if identity.role != Role.COORDINATOR.value:
+        raise ConfigError(
+            f"{config.tls.cert} is a {identity.role!r} certificate, not the coordinator's"
+        )
+    links: dict[str, PartyLink] = {
+        p.party_id: GrpcPartyLink(p.party_id, p.address, identity) for p in config.parties
+    }
+    service = CoordinatorService(
+        links,
+        {p.party_id: p.address for p in config.parties},
+        JobStore(config.database),
+        job_timeout=config.job_timeout_seconds,
+        rpc_timeout=config.rpc_timeout_seconds,
+        max_concurrent_jobs=config.max_concurrent_jobs,
+    )
+    servicer = CoordinatorServicer(service)
+    running = RunningServer(
+        config.listen,
+        identity,
+        lambda server: coordinator_pb2_grpc.add_CoordinatorServicer_to_server(servicer, server),
+        [SERVICE_NAME],
+        max_workers=32,
+    )
+    return running, service
+
+
+def serve_coordinator(config: CoordinatorConfig, ready_file: Path | None = None) -> None:
+    running, service = build_coordinator(config)
+    log.info("coordinator expecting parties %s", [p.party_id for p in config.parties])
+    try:
+        serve_until_signalled(running, ready_file)
+    finally:
+        service.close()
+
+
+__all__ = ["CoordinatorServicer", "QueryError", "build_coordinator", "serve_coordinator"]

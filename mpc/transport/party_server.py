@@ -1,0 +1,94 @@
+"""The Party gRPC servicer: checks the caller is the coordinator, converts, delegates."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+
+from mpc.config import PartyConfig
+from mpc.errors import ProtocolError
+from mpc.identity import Role
+from mpc.party.runtime import PartyRuntime
+from mpc.proto.v1 import party_pb2, party_pb2_grpc
+from mpc.transport import convert
+from mpc.transport.errors import handle_errors, handle_stream_errors
+from mpc.transport.server import RunningServer, serve_until_signalled
+from mpc.transport.tls import require_role
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = party_pb2.DESCRIPTOR.services_by_name["Party"].full_name
+
+
+class PartyServicer(party_pb2_grpc.PartyServicer):  # type: ignore[misc]
+    def __init__(self, runtime: PartyRuntime) -> None:
+        self.runtime = runtime
+
+    @handle_errors
+    def Describe(
+        self, request: party_pb2.DescribeRequest, context: grpc.ServicerContext
+    ) -> party_pb2.DescribeResponse:
+        require_role(context, Role.COORDINATOR)
+        return party_pb2.DescribeResponse(
+            party_id=self.runtime.party_id,
+            datasets=[convert.dataset_to_proto(d) for d in self.runtime.describe()],
+        )
+
+    @handle_errors
+    def Setup(
+        self, request: party_pb2.SetupRequest, context: grpc.ServicerContext
+    ) -> party_pb2.SetupResponse:
+        require_role(context, Role.COORDINATOR)
+        offer = self.runtime.setup(convert.spec_from_proto(request.spec))
+        return party_pb2.SetupResponse(key=convert.offer_to_proto(offer))
+
+    @handle_errors
+    def AgreeKeys(
+        self, request: party_pb2.AgreeKeysRequest, context: grpc.ServicerContext
+    ) -> party_pb2.AgreeKeysResponse:
+        require_role(context, Role.COORDINATOR)
+        offers = [convert.offer_from_proto(k) for k in request.keys]
+        self.runtime.agree(request.job_id, offers)
+        return party_pb2.AgreeKeysResponse()
+
+    @handle_stream_errors
+    def Contribute(
+        self, request: party_pb2.ContributeRequest, context: grpc.ServicerContext
+    ) -> Iterator[party_pb2.ShareChunk]:
+        require_role(context, Role.COORDINATOR)
+        length, chunks = self.runtime.contribute(request.job_id, request.round)
+        yield from convert.share_chunks(
+            request.job_id, request.round, self.runtime.party_id, length, chunks
+        )
+
+    @handle_errors
+    def Abort(
+        self, request: party_pb2.AbortRequest, context: grpc.ServicerContext
+    ) -> party_pb2.AbortResponse:
+        require_role(context, Role.COORDINATOR)
+        self.runtime.abort(request.job_id)
+        return party_pb2.AbortResponse()
+
+
+def build_party_server(config: PartyConfig) -> tuple[RunningServer, PartyRuntime]:
+    identity = config.tls.load()
+    if identity.role != Role.PARTY.value:
+        raise ProtocolError(f"{config.tls.cert} is a {identity.role!r} certificate, not a party's")
+    runtime = PartyRuntime(config, identity)
+    servicer = PartyServicer(runtime)
+    running = RunningServer(
+        config.listen,
+        identity,
+        lambda server: party_pb2_grpc.add_PartyServicer_to_server(servicer, server),
+        [SERVICE_NAME],
+    )
+    return running, runtime
+
+
+def serve_party(config: PartyConfig, ready_file: Path | None = None) -> None:
+    running, _ = build_party_server(config)
+    log.info("party %r serving %d dataset(s)", config.party_id, len(config.datasets))
+    serve_until_signalled(running, ready_file)
