@@ -63,7 +63,10 @@ class EphemeralKey:
     def exchange(self, peer_public: bytes) -> bytes:
         if len(peer_public) != 32:
             raise ProtocolError("an X25519 public key must be 32 bytes")
-        shared = self.private.exchange(x25519.X25519PublicKey.from_public_bytes(peer_public))
+        try:
+            shared = self.private.exchange(x25519.X25519PublicKey.from_public_bytes(peer_public))
+        except ValueError:  # cryptography refuses the all-zero result itself
+            shared = bytes(32)
         if shared == bytes(32):
             # A low-order peer point gives the all-zero secret; refuse it (RFC 7748 section 6.1).
             raise ProtocolError("a peer's ephemeral key is a low-order point")

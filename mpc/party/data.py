@@ -73,6 +73,25 @@ def _locate_bad_cell(path: Path, header: list[str], wanted: list[int]) -> InputD
     return InputDataError(f"{path}: cannot be parsed as numeric CSV")
 
 
+def _check_row_widths(path: Path, header: list[str], wanted: list[int]) -> None:
+    """Refuse rows with extra cells, which numpy's reader silently ignores with usecols."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    if np.any(raw == ord('"')):
+        # Quoted cells may hold commas: let the csv module judge (rare, so the slow path).
+        _count_rows(path, len(header))
+        return
+    ends = np.flatnonzero(raw == ord("\n"))
+    if raw.size and raw[-1] != ord("\n"):
+        ends = np.append(ends, raw.size)
+    commas_before = np.concatenate([[0], np.cumsum(raw == ord(","))])
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    per_line = commas_before[ends] - commas_before[starts]
+    blank = (ends - starts) <= np.where(raw[np.maximum(ends - 1, 0)] == ord("\r"), 1, 0)
+    bad = np.flatnonzero((per_line != len(header) - 1) & ~blank)
+    if bad.size:
+        raise _locate_bad_cell(path, header, wanted)
+
+
 def _count_rows(path: Path, width: int) -> int:
     rows = 0
     with path.open(newline="", encoding="utf-8") as handle:
@@ -119,6 +138,7 @@ def load_table(path: Path, columns: list[str]) -> Table:
         raise _locate_bad_cell(path, header, indices) from None
     if data.shape[0] == 0:
         raise InputDataError(f"{path}: dataset is empty (no data rows after the header)")
+    _check_row_widths(path, header, indices)
     if not np.all(np.isfinite(data)):
         raise _locate_bad_cell(path, header, indices)
     return Table(

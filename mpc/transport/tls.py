@@ -42,7 +42,15 @@ def secure_channel(address: str, identity: Identity, expected_name: str) -> grpc
         private_key=identity.key_pem,
         certificate_chain=identity.cert_pem,
     )
-    options = [*_COMMON_OPTIONS, ("grpc.ssl_target_name_override", expected_name)]
+    options = [
+        *_COMMON_OPTIONS,
+        ("grpc.ssl_target_name_override", expected_name),
+        # Reconnect quickly after a peer restarts: gRPC's default backoff grows to minutes,
+        # which would fail every job long after the party is back.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.min_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2000),
+    ]
     return grpc.secure_channel(address, credentials, options=options)
 
 

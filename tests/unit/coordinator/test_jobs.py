@@ -1,0 +1,221 @@
+"""Job orchestration with in-process parties: the full protocol, no network."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mpc.config import ColumnConfig, DatasetConfig, PartyConfig, TlsFiles
+from mpc.coordinator.jobs import JobRunner, PartyLink, Query
+from mpc.errors import InputDataError, PartyFailedError, QueryError
+from mpc.party.runtime import PartyRuntime
+from mpc.protocol.schema import DatasetInfo
+from mpc.protocol.secure_sum import SignedKeyOffer
+from mpc.protocol.spec import ColumnBound, JobSpec, Statistic
+from mpc.ring import RingVector
+from tests.helpers import identity
+
+
+class LocalLink:
+    """A PartyLink that calls a PartyRuntime directly (what the gRPC servicer does)."""
+
+    def __init__(self, runtime: PartyRuntime) -> None:
+        self.runtime = runtime
+        self.party_id = runtime.party_id
+        self.aborted: list[str] = []
+
+    def describe(self, timeout: float) -> list[DatasetInfo]:
+        return self.runtime.describe()
+
+    def setup(self, spec: JobSpec, timeout: float) -> SignedKeyOffer:
+        return self.runtime.setup(spec)
+
+    def agree(self, job_id: str, offers: Sequence[SignedKeyOffer], timeout: float) -> None:
+        self.runtime.agree(job_id, offers)
+
+    def contribute(
+        self, job_id: str, round_id: int, length: int, timeout: float
+    ) -> Iterator[tuple[int, RingVector]]:
+        _, chunks = self.runtime.contribute(job_id, round_id)
+        yield from chunks
+
+    def abort(self, job_id: str, reason: str, timeout: float) -> None:
+        self.aborted.append(job_id)
+        self.runtime.abort(job_id)
+
+
+class TruncatingLink(LocalLink):
+    """A faulty party whose share is one word short."""
+
+    def contribute(
+        self, job_id: str, round_id: int, length: int, timeout: float
+    ) -> Iterator[tuple[int, RingVector]]:
+        for offset, chunk in super().contribute(job_id, round_id, length, timeout):
+            yield offset, chunk[:-1]
+
+
+class PaddingLink(LocalLink):
+    """A faulty party whose share is one word too long."""
+
+    def contribute(
+        self, job_id: str, round_id: int, length: int, timeout: float
+    ) -> Iterator[tuple[int, RingVector]]:
+        for offset, chunk in super().contribute(job_id, round_id, length, timeout):
+            yield offset, np.append(chunk, np.uint64(7))
+
+
+DATA = {
+    "a": np.array([[30.0, 1.0], [40.0, 0.0], [200.0, 1.0]]),  # 200 is clamped to 120
+    "b": np.array([[50.0, 0.0]]),
+    "c": np.array([[20.0, 1.0], [60.0, 1.0]]),
+}
+
+
+def _runtime(cert_dir: Path, tmp_path: Path, pid: str, max_rows: int = 100) -> PartyRuntime:
+    path = tmp_path / f"{pid}.csv"
+    np.savetxt(path, DATA[pid], delimiter=",", header="age,smoker", comments="")
+    config = PartyConfig(
+        party_id=pid,
+        listen="127.0.0.1:0",
+        tls=TlsFiles.from_dir(cert_dir, pid),
+        datasets=(DatasetConfig("health", path, max_rows, columns=(ColumnConfig("age", 0, 120),)),),
+    )
+    return PartyRuntime(config, identity(cert_dir, pid))
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(8) as executor:
+        yield executor
+
+
+def _runner(links: dict[str, PartyLink], pool: ThreadPoolExecutor) -> JobRunner:
+    return JobRunner(links, pool, job_timeout=10.0, rpc_timeout=5.0)
+
+
+def _links(cert_dir: Path, tmp_path: Path, **kinds: type[LocalLink]) -> dict[str, PartyLink]:
+    return {pid: kinds.get(pid, LocalLink)(_runtime(cert_dir, tmp_path, pid)) for pid in DATA}
+
+
+def _noop(stage: str, message: str, fraction: float) -> None:
+    pass
+
+
+def test_sum_count_mean(cert_dir: Path, tmp_path: Path, pool: ThreadPoolExecutor) -> None:
+    runner = _runner(_links(cert_dir, tmp_path), pool)
+    ages = np.clip(np.concatenate([d[:, 0] for d in DATA.values()]), 0, 120)
+    out = runner.run("j1", Query(Statistic.SUM, "health", ("age",)), _noop)
+    assert out.values.tolist() == pytest.approx([ages.sum()], abs=out.tolerance)
+    assert out.spec.party_ids == ("a", "b", "c")
+    out = runner.run("j2", Query(Statistic.COUNT, "health"), _noop)
+    assert out.values.tolist() == [6.0]
+    out = runner.run(
+        "j3",
+        Query(Statistic.MEAN, "health", ("age", "smoker"), (ColumnBound("smoker", 0, 1),)),
+        _noop,
+    )
+    smokers = np.concatenate([d[:, 1] for d in DATA.values()])
+    assert out.values.tolist() == pytest.approx([ages.mean(), smokers.mean()], abs=1e-4)
+
+
+def test_query_bounds_override_schema(
+    cert_dir: Path, tmp_path: Path, pool: ThreadPoolExecutor
+) -> None:
+    runner = _runner(_links(cert_dir, tmp_path), pool)
+    out = runner.run(
+        "j", Query(Statistic.SUM, "health", ("age",), (ColumnBound("age", 0, 45),)), _noop
+    )
+    assert out.values[0] == pytest.approx(30 + 40 + 45 + 45 + 20 + 45)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        (Query(Statistic.SUM, "nope", ("age",)), "unknown dataset 'nope'"),
+        (Query(Statistic.SUM, "health", ("weight",)), "unknown column 'weight'"),
+        (Query(Statistic.SUM, "health", ("smoker",)), "no bounds for column 'smoker'"),
+        (Query(Statistic.SUM, "health", ("age",), (ColumnBound("age", 9, 1),)), "above upper"),
+        (Query(Statistic.SUM, "health", ("age",), parties=("a", "zz")), "unknown parties"),
+        (
+            Query(Statistic.SUM, "health", ("age",), (ColumnBound("age", -1e15, 1e15),)),
+            "could wrap the 64-bit ring",
+        ),
+    ],
+)
+def test_bad_queries_are_refused_before_any_party_sees_data(
+    cert_dir: Path, tmp_path: Path, pool: ThreadPoolExecutor, query: Query, message: str
+) -> None:
+    links = _links(cert_dir, tmp_path)
+    with pytest.raises(QueryError, match=message):
+        _runner(links, pool).run("j", query, _noop)
+    for link in links.values():
+        assert isinstance(link, LocalLink)
+        assert not link.runtime._sessions  # no party set up a session
+
+
+@pytest.mark.parametrize("faulty", [TruncatingLink, PaddingLink])
+def test_share_of_wrong_length_aborts_the_job(
+    cert_dir: Path, tmp_path: Path, pool: ThreadPoolExecutor, faulty: type[LocalLink]
+) -> None:
+    links = _links(cert_dir, tmp_path, b=faulty)
+    with pytest.raises(PartyFailedError, match="party 'b'") as info:
+        _runner(links, pool).run("j", Query(Statistic.MEAN, "health", ("age",)), _noop)
+    assert "words" in str(info.value)
+    pool.shutdown(wait=True)  # abort calls are asynchronous
+    for link in links.values():
+        assert isinstance(link, LocalLink)
+        assert link.aborted == ["j"]
+
+
+def test_party_over_its_row_limit_refuses(
+    cert_dir: Path, tmp_path: Path, pool: ThreadPoolExecutor
+) -> None:
+    links: dict[str, PartyLink] = _links(cert_dir, tmp_path)
+    links["a"] = LocalLink(_runtime(cert_dir, tmp_path, "a", max_rows=2))
+    with pytest.raises(PartyFailedError, match=r"party 'a'.*over its row limit max_rows=2"):
+        _runner(links, pool).run("j", Query(Statistic.SUM, "health", ("age",)), _noop)
+
+
+def test_party_with_bad_data_fails_the_job_naming_it(
+    cert_dir: Path, tmp_path: Path, pool: ThreadPoolExecutor
+) -> None:
+    links = _links(cert_dir, tmp_path)
+    (tmp_path / "c.csv").write_text("age,smoker\n20,1\nforty,1\n")
+    with pytest.raises(PartyFailedError, match=r"party 'c'.*line 3, column 'age': not a number"):
+        _runner(links, pool).run("j", Query(Statistic.SUM, "health", ("age",)), _noop)
+
+
+def test_party_runtime_refuses_misstated_row_limit(cert_dir: Path, tmp_path: Path) -> None:
+    from mpc.protocol.spec import Participant
+
+    runtime = _runtime(cert_dir, tmp_path, "a")
+    spec = JobSpec(
+        "j",
+        Statistic.SUM,
+        "health",
+        (ColumnBound("age", 0, 120),),
+        16,
+        (Participant("a", 10**9), Participant("b", 100)),
+    )
+    with pytest.raises(QueryError, match="its limit for 'health' is 100"):
+        runtime.setup(spec)
+
+
+def test_party_runtime_checks_unknown_dataset(cert_dir: Path, tmp_path: Path) -> None:
+    from mpc.protocol.spec import Participant
+
+    runtime = _runtime(cert_dir, tmp_path, "a")
+    spec = JobSpec(
+        "j",
+        Statistic.SUM,
+        "other",
+        (ColumnBound("age", 0, 120),),
+        16,
+        (Participant("a", 100), Participant("b", 100)),
+    )
+    with pytest.raises(InputDataError, match="unknown dataset 'other'"):
+        runtime.setup(spec)

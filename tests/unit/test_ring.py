@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mpc.errors import InputDataError, QueryError
+from mpc.ring import (
+    Component,
+    check_headroom,
+    decode,
+    encode,
+    encoding_tolerance,
+    ring_sum,
+)
+
+
+def test_known_answers() -> None:
+    encoded = encode([1.5, -2.25, 0.0, 3.0], 16)
+    assert encoded.dtype == np.uint64
+    assert encoded.tolist() == [98304, 2**64 - 147456, 0, 196608]
+    assert decode(encoded, 16).tolist() == [1.5, -2.25, 0.0, 3.0]
+
+
+def test_round_half_to_even() -> None:
+    assert encode([0.5, 1.5, 2.5, -0.5], 0).view(np.int64).tolist() == [0, 2, 2, 0]
+
+
+def test_ring_addition_wraps_and_decodes_negative_sums() -> None:
+    a = encode([-5.0], 8)
+    b = encode([2.0], 8)
+    assert decode(ring_sum([a, b]), 8).tolist() == [-3.0]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_is_refused_without_the_value(bad: float) -> None:
+    with pytest.raises(InputDataError, match="NaN or infinity"):
+        encode([1.0, bad], 16)
+
+
+def test_too_large_to_encode() -> None:
+    with pytest.raises(InputDataError, match="too large"):
+        encode([2.0**50], 16)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=20), min_size=2, max_size=6),
+    st.integers(0, 24),
+)
+def test_sum_of_encodings_matches_numpy(parts: list[list[float]], frac_bits: int) -> None:
+    width = min(len(p) for p in parts)
+    vectors = [np.array(p[:width]) for p in parts]
+    secure = decode(ring_sum([encode(v, frac_bits) for v in vectors]), frac_bits)
+    plain = np.sum(vectors, axis=0)
+    assert np.all(np.abs(secure - plain) <= encoding_tolerance(len(vectors), frac_bits) + 1e-6)
+
+
+def test_headroom_accepts_what_fits() -> None:
+    check_headroom([Component("column 'age'", 120.0)], total_rows=10**9, frac_bits=16)
+
+
+def test_headroom_refuses_and_says_which_bound_to_change() -> None:
+    with pytest.raises(QueryError) as info:
+        check_headroom([Component("column 'income'", 1e12)], total_rows=3_000_000, frac_bits=16)
+    message = str(info.value)
+    assert "column 'income'" in message
+    assert "Narrow the bounds" in message and "frac_bits" in message and "max_rows" in message
+
+
+def test_headroom_suggestions_are_correct() -> None:
+    component = Component("column 'x'", 1e6)
+    with pytest.raises(QueryError) as info:
+        check_headroom([component], total_rows=10**7, frac_bits=30)
+    suggested_bits = int(str(info.value).split("lower frac_bits to ")[1].split(",")[0])
+    check_headroom([component], total_rows=10**7, frac_bits=suggested_bits)
+    with pytest.raises(QueryError):
+        check_headroom([component], total_rows=10**7, frac_bits=suggested_bits + 1)
+
+
+def test_headroom_boundary_is_exact() -> None:
+    # 2^31 rows of value 2^16 at f=16: 2^31 * 2^32 = 2^63, one past the signed range.
+    with pytest.raises(QueryError):
+        check_headroom([Component("c", 2.0**16)], total_rows=2**31, frac_bits=16)
+    check_headroom([Component("c", 2.0**16)], total_rows=2**31 - 1, frac_bits=16)
+
+
+def test_frac_bits_range() -> None:
+    with pytest.raises(QueryError, match="frac_bits"):
+        encode([1.0], 60)
