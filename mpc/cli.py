@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -284,7 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
             dest="action", required=True, metavar="ACTION"
         )
         run = serve.add_parser("serve", help=what)
-        run.add_argument("--config", required=True, help=f"{role} TOML config file")
+        run.add_argument(
+            "--config",
+            default=os.environ.get("MPC_CONFIG"),
+            required="MPC_CONFIG" not in os.environ,
+            help=f"{role} TOML config file (default: $MPC_CONFIG)",
+        )
         run.add_argument("--ready-file", help="write {address, port, pid} as JSON once serving")
         run.set_defaults(func=func)
 
@@ -318,7 +324,12 @@ def build_parser() -> argparse.ArgumentParser:
     parties.set_defaults(func=cmd_parties)
 
     health = sub.add_parser("health", help="check a party or coordinator via gRPC health")
-    health.add_argument("--config", required=True, help="the server's own TOML config")
+    health.add_argument(
+        "--config",
+        default=os.environ.get("MPC_CONFIG"),
+        required="MPC_CONFIG" not in os.environ,
+        help="the server's own TOML config (default: $MPC_CONFIG)",
+    )
     health.add_argument("--timeout", type=float, default=5.0)
     health.set_defaults(func=cmd_health)
 
@@ -353,8 +364,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `mpc parties | head`: not an error of ours
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
