@@ -16,10 +16,11 @@ import grpc
 import numpy as np
 
 from mpc.config import TlsFiles
-from mpc.coordinator.service import JobEvent, PartyStatus
+from mpc.coordinator.service import JobEvent, PartyBudgets, PartyStatus
 from mpc.coordinator.store import JobState
 from mpc.errors import JobFailedError, MpcError, ProtocolError, QueryError
 from mpc.identity import Role
+from mpc.ledger import BudgetStatus
 from mpc.proto.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc
 from mpc.protocol.spec import ColumnBound, Statistic
 from mpc.transport import convert
@@ -37,6 +38,22 @@ _STATE_FROM_PROTO = {
 
 
 @dataclass(frozen=True)
+class PrivacyReport:
+    """How much to trust a noisy result, and what it cost."""
+
+    noise: str
+    epsilon: float
+    delta: float
+    epsilon_spent: float
+    rho_spent: float
+    sigma: dict[str, float]  # noise standard deviation per value, data units
+    error_bound_95: dict[str, float]  # |released - exact| <= this with probability >= 95%
+
+    def to_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
 class QueryResult:
     """A revealed aggregate. ``values[i]`` belongs to ``labels[i]`` (one label per column)."""
 
@@ -49,6 +66,7 @@ class QueryResult:
     tolerance: float
     frac_bits: int
     bounds: tuple[ColumnBound, ...]
+    privacy: PrivacyReport | None = None
 
     def as_dict(self) -> dict[str, float]:
         if len(self.labels) != self.values.size:
@@ -78,6 +96,7 @@ class QueryResult:
             else:
                 data["values"] = self.values.tolist()
         data["length"] = int(self.values.size)
+        data["privacy"] = self.privacy.to_json() if self.privacy else None
         return data
 
 
@@ -152,10 +171,22 @@ class Client:
         *,
         parties: Sequence[str] = (),
         frac_bits: int | None = None,
+        epsilon: float | None = None,
+        delta: float = 1e-6,
+        noise: str = "distributed",
         on_event: Callable[[JobEvent], None] | None = None,
     ) -> QueryResult:
-        """Submit a query, follow it to the end, and return its result (or raise)."""
+        """Submit a query, follow it to the end, and return its result (or raise).
+
+        With ``epsilon`` the result is differentially private: ``noise="distributed"`` (each
+        party adds its share of noise; nobody sees the exact aggregate) or ``"central"`` (the
+        coordinator adds it). ``delta=0`` asks for pure epsilon-DP (central only).
+        """
         stat = convert.statistic_from_name(str(statistic))
+        if epsilon is None:
+            noise, delta = "none", 0.0
+        else:
+            convert.noise_mode_from_name(noise)
         wire_columns = [] if stat is Statistic.VECTOR_SUM else list(columns)
         query = coordinator_pb2.Query(
             statistic=stat.value,
@@ -167,6 +198,9 @@ class Client:
             ],
             frac_bits=frac_bits or 0,
             parties=list(parties),
+            noise=noise,
+            epsilon=epsilon or 0.0,
+            delta=delta,
         )
         job_id = self.submit(query)
         for event in self.watch(job_id):
@@ -230,6 +264,38 @@ class Client:
             tolerance=header.tolerance,
             frac_bits=header.frac_bits,
             bounds=tuple(ColumnBound(b.column, b.lo, b.hi) for b in header.bounds),
+            privacy=PrivacyReport(
+                noise=header.privacy.noise,
+                epsilon=header.privacy.epsilon,
+                delta=header.privacy.delta,
+                epsilon_spent=header.privacy.epsilon_spent,
+                rho_spent=header.privacy.rho_spent,
+                sigma={v.label: v.sigma for v in header.privacy.values},
+                error_bound_95={v.label: v.error_bound_95 for v in header.privacy.values},
+            )
+            if header.HasField("privacy")
+            else None,
+        )
+
+    def budgets(self) -> tuple[list[BudgetStatus], list[PartyBudgets]]:
+        """Spent and remaining privacy budget: the coordinator's ledger and each party's."""
+        try:
+            response = self._stub.GetBudgets(
+                coordinator_pb2.GetBudgetsRequest(), timeout=min(60.0, self.timeout)
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
+        return (
+            [convert.budget_from_proto(b) for b in response.coordinator],
+            [
+                PartyBudgets(
+                    party_id=p.party_id,
+                    reachable=p.reachable,
+                    error=p.error,
+                    budgets=tuple(convert.budget_from_proto(b) for b in p.budgets),
+                )
+                for p in response.parties
+            ],
         )
 
     def parties(self) -> list[PartyStatus]:
@@ -251,4 +317,4 @@ class Client:
         ]
 
 
-__all__ = ["Client", "MpcError", "QueryResult"]
+__all__ = ["BudgetStatus", "Client", "MpcError", "PartyBudgets", "PrivacyReport", "QueryResult"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mpc.dp.accountant import Budget
 from mpc.errors import ConfigError
 from mpc.identity import Identity, check_party_id, load_identity
 
@@ -41,6 +42,18 @@ class ColumnConfig:
 
 
 @dataclass(frozen=True)
+class BudgetConfig:
+    """A privacy budget in (epsilon, delta); enforced by whoever holds the ledger."""
+
+    epsilon: float
+    delta: float
+    allow_central: bool = False  # parties: also accept central noise (coordinator sees sums)
+
+    def budget(self) -> Budget:
+        return Budget.from_epsilon_delta(self.epsilon, self.delta)
+
+
+@dataclass(frozen=True)
 class DatasetConfig:
     name: str
     path: Path
@@ -48,6 +61,7 @@ class DatasetConfig:
     kind: str = "table"  # "table" (CSV) or "vector" (.npy, one float64 vector)
     columns: tuple[ColumnConfig, ...] = ()
     description: str = ""
+    budget: BudgetConfig | None = None  # set: only DP jobs, charged to this party's ledger
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,8 @@ class PartyConfig:
     tls: TlsFiles
     datasets: tuple[DatasetConfig, ...]
     source: Path | None = None
+    ledger: Path | None = None  # privacy ledger (SQLite); needed when any dataset has a budget
+    min_colluders: int = 0  # refuse distributed-noise jobs that assume fewer colluders
 
     def dataset(self, name: str) -> DatasetConfig | None:
         return next((d for d in self.datasets if d.name == name), None)
@@ -77,6 +93,8 @@ class CoordinatorConfig:
     job_timeout_seconds: float = 60.0
     rpc_timeout_seconds: float = 10.0
     max_concurrent_jobs: int = 4
+    budgets: dict[str, BudgetConfig] = field(default_factory=dict)
+    colluders: int | None = None  # t for distributed noise; None: n - 1 (no honest majority)
     source: Path | None = field(default=None, compare=False)
 
 
@@ -124,6 +142,21 @@ def _number(table: dict[str, Any], key: str, where: str) -> float | None:
     return float(value)
 
 
+def _budget(table: object, where: str, *, party: bool) -> BudgetConfig:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table with epsilon and delta")
+    epsilon = _number(table, "epsilon", where)
+    delta = _number(table, "delta", where)
+    if epsilon is None or epsilon <= 0:
+        raise ConfigError(f"{where}: epsilon must be a positive number")
+    if delta is None or not 0 < delta < 1:
+        raise ConfigError(f"{where}: delta must be in (0, 1)")
+    allow_central = table.get("allow_central", False)
+    if not isinstance(allow_central, bool) or (allow_central and not party):
+        raise ConfigError(f"{where}: allow_central must be true or false (parties only)")
+    return BudgetConfig(epsilon, delta, allow_central)
+
+
 def _check_listen(address: str, where: str) -> str:
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -158,6 +191,9 @@ def load_party_config(path: Path) -> PartyConfig:
             if lo is not None and hi is not None and lo > hi:
                 raise ConfigError(f"{cwhere}: lo must not exceed hi")
             columns.append(ColumnConfig(column, lo, hi, str(spec.get("description", ""))))
+        budget = (
+            _budget(table["budget"], f"{dwhere} budget", party=True) if "budget" in table else None
+        )
         datasets.append(
             DatasetConfig(
                 name=name,
@@ -166,14 +202,23 @@ def load_party_config(path: Path) -> PartyConfig:
                 kind=kind,
                 columns=tuple(columns),
                 description=str(table.get("description", "")),
+                budget=budget,
             )
         )
+    ledger = _resolve(base, data["ledger"]) if isinstance(data.get("ledger"), str) else None
+    if ledger is None and any(d.budget for d in datasets):
+        ledger = path.with_name(f"{path.stem}.ledger.sqlite")
+    min_colluders = data.get("min_colluders", 0)
+    if isinstance(min_colluders, bool) or not isinstance(min_colluders, int) or min_colluders < 0:
+        raise ConfigError(f"{where}: min_colluders must be a non-negative integer")
     return PartyConfig(
         party_id=party_id,
         listen=_check_listen(_require(data, "listen", str, where), where),
         tls=_tls(data, base, where),
         datasets=tuple(datasets),
         source=path,
+        ledger=ledger,
+        min_colluders=min_colluders,
     )
 
 
@@ -204,6 +249,15 @@ def load_coordinator_config(path: Path) -> CoordinatorConfig:
         raise ConfigError(f"{where}: max_concurrent_jobs must be a positive integer")
     if timeout <= 0 or rpc_timeout <= 0:
         raise ConfigError(f"{where}: timeouts must be positive")
+    budgets = {
+        name: _budget(table, f"{where} [budgets.{name}]", party=False)
+        for name, table in (data.get("budgets") or {}).items()
+    }
+    colluders = data.get("colluders")
+    if colluders is not None and (
+        isinstance(colluders, bool) or not isinstance(colluders, int) or colluders < 0
+    ):
+        raise ConfigError(f"{where}: colluders must be a non-negative integer")
     return CoordinatorConfig(
         listen=_check_listen(_require(data, "listen", str, where), where),
         tls=_tls(data, base, where),
@@ -212,11 +266,14 @@ def load_coordinator_config(path: Path) -> CoordinatorConfig:
         job_timeout_seconds=timeout,
         rpc_timeout_seconds=rpc_timeout,
         max_concurrent_jobs=concurrent,
+        budgets=budgets,
+        colluders=colluders,
         source=path,
     )
 
 
 __all__ = [
+    "BudgetConfig",
     "ColumnConfig",
     "CoordinatorConfig",
     "DatasetConfig",

@@ -9,20 +9,35 @@ arrived complete, and any failure aborts the job with nothing revealed.
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fractions import Fraction
 from typing import Protocol, TypeVar
 
 import numpy as np
 
-from mpc.errors import MpcError, PartyFailedError, QueryError
+from mpc import dp
+from mpc.config import BudgetConfig
+from mpc.errors import MpcError, PartyFailedError, PrivacyBudgetError, QueryError
+from mpc.ledger import BudgetStatus, Ledger
 from mpc.protocol.schema import DatasetInfo
 from mpc.protocol.secure_sum import ShareAggregator, SignedKeyOffer
-from mpc.protocol.spec import ColumnBound, JobSpec, Participant, Statistic, check_bounds
+from mpc.protocol.spec import (
+    ColumnBound,
+    JobSpec,
+    NoiseMode,
+    Participant,
+    PrivacySpec,
+    Statistic,
+    check_bounds,
+    validate_privacy,
+)
 from mpc.ring import DEFAULT_FRAC_BITS, RingVector, check_headroom, decode, resolution
 from mpc.stats import definition
+from mpc.stats.privacy import NoiseGroup, NoisePlan, add_noise, plan_noise
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,6 +58,8 @@ class PartyLink(Protocol):
 
     def abort(self, job_id: str, reason: str, timeout: float) -> None: ...
 
+    def ledger(self, timeout: float) -> list[BudgetStatus]: ...
+
 
 @dataclass(frozen=True)
 class Query:
@@ -54,8 +71,18 @@ class Query:
     bounds: tuple[ColumnBound, ...] = ()
     frac_bits: int | None = None
     parties: tuple[str, ...] = ()
+    noise: NoiseMode = NoiseMode.NONE
+    epsilon: float = 0.0
+    delta: float = 0.0
 
     def validate(self) -> None:
+        if self.noise is not NoiseMode.NONE:
+            # Structural checks only; colluders are checked once the roster is known.
+            validate_privacy(
+                PrivacySpec(self.noise, self.epsilon, self.delta, 0), self.statistic, 2
+            )
+        elif self.epsilon or self.delta:
+            raise QueryError("epsilon/delta given without a noise mode (central or distributed)")
         for bound in self.bounds:
             check_bounds(bound.column, bound.lo, bound.hi)
         if len(set(self.columns)) != len(self.columns):
@@ -74,6 +101,29 @@ class Query:
             "bounds": {b.column: [b.lo, b.hi] for b in self.bounds},
             "frac_bits": self.frac_bits,
             "parties": list(self.parties),
+            "noise": self.noise.value,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+        }
+
+
+@dataclass(frozen=True)
+class NoiseOutcome:
+    """The noise in a released result and what it cost (public)."""
+
+    noise: str
+    epsilon: float
+    delta: float
+    epsilon_spent: float
+    rho_spent: float
+    sigma: tuple[float, ...]
+    error_bound_95: tuple[float, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            **self.__dict__,
+            "sigma": list(self.sigma),
+            "error_bound_95": list(self.error_bound_95),
         }
 
 
@@ -83,6 +133,7 @@ class Outcome:
     labels: list[str]
     values: np.ndarray
     tolerance: float
+    noise: NoiseOutcome | None = None
 
 
 Progress = Callable[[str, str, float], None]
@@ -99,7 +150,13 @@ class JobRunner:
         job_timeout: float,
         rpc_timeout: float,
         default_frac_bits: int = DEFAULT_FRAC_BITS,
+        ledger: Ledger | None = None,
+        budgets: Mapping[str, BudgetConfig] | None = None,
+        colluders: int | None = None,
     ) -> None:
+        self._ledger = ledger
+        self._budgets = dict(budgets or {})
+        self._colluders = colluders
         self._links = links
         self._pool = pool
         self._job_timeout = job_timeout
@@ -114,7 +171,12 @@ class JobRunner:
         schemas = self._each(selected, lambda link: link.describe(self._budget(deadline)), deadline)
         spec = self._build_spec(job_id, query, schemas)
         stat = definition(spec.statistic)
-        check_headroom(stat.components(spec), spec.total_max_rows, spec.frac_bits)
+        plan = plan_noise(spec)
+        # With noise, the proof must also cover the noise's tail (40 sigma: never exceeded).
+        slack = plan.tail_bound() / (1 << spec.frac_bits) if plan else 0.0
+        components = [replace(c, extra=slack) for c in stat.components(spec)]
+        check_headroom(components, spec.total_max_rows, spec.frac_bits)
+        self._charge(spec, plan)
         links = [self._links[pid] for pid in spec.party_ids]
         try:
             progress("setup", "parties check the job and offer signed ephemeral keys", 0.2)
@@ -133,9 +195,30 @@ class JobRunner:
             self._abort_all(links, job_id, "job failed")
             raise
         self._abort_all(links, job_id, "job finished")
+        if plan is not None and not plan.distributed:
+            progress("noise", "adding central noise", 0.85)
+            revealed = add_noise(revealed, plan.sample(revealed.size))
         progress("reveal", "decoding the aggregate", 0.9)
-        values = stat.finish(spec, decode(revealed, spec.frac_bits))
-        return Outcome(spec, stat.labels(spec), values, _tolerance(spec))
+        decoded = decode(revealed, spec.frac_bits)
+        values = stat.finish(spec, decoded)
+        noise = _noise_outcome(spec, plan, decoded) if plan else None
+        return Outcome(spec, stat.labels(spec), values, _tolerance(spec), noise)
+
+    def _charge(self, spec: JobSpec, plan: NoisePlan | None) -> None:
+        budget = self._budgets.get(spec.dataset)
+        if budget is not None and plan is None:
+            raise PrivacyBudgetError(
+                f"coordinator: dataset {spec.dataset!r} has a privacy budget: only "
+                "differentially private queries may read it (pass --epsilon)"
+            )
+        if plan is not None and self._ledger is not None:
+            self._ledger.charge(
+                spec.dataset,
+                spec.job_id,
+                plan.cost,
+                budget.budget() if budget else None,
+                who="coordinator: ",
+            )
 
     # --- stages ------------------------------------------------------------------------
 
@@ -192,7 +275,13 @@ class JobRunner:
         lengths = {d.vector_length for d in datasets.values()}
         if wanted_kind == "vector" and len(lengths) != 1:
             raise QueryError(f"vector dataset {query.dataset!r} has different lengths at parties")
+        privacy = None
+        if query.noise is not NoiseMode.NONE:
+            n = len(datasets)
+            colluders = n - 1 if self._colluders is None else self._colluders
+            privacy = PrivacySpec(query.noise, query.epsilon, query.delta, colluders)
         return JobSpec(
+            privacy=privacy,
             job_id=job_id,
             statistic=query.statistic,
             dataset=query.dataset,
@@ -266,6 +355,53 @@ class JobRunner:
     def _abort_all(self, links: Sequence[PartyLink], job_id: str, reason: str) -> None:
         for link in links:
             self._pool.submit(link.abort, job_id, reason, 2.0)
+
+
+def _noise_outcome(spec: JobSpec, plan: NoisePlan, decoded: np.ndarray) -> NoiseOutcome:
+    """Noise scale and a 95% error bound per released value, in data units."""
+    scale = float(1 << spec.frac_bits)
+    privacy = plan.privacy
+
+    def bound(group: NoiseGroup, confidence: Fraction) -> float:
+        if group.laplace_scale is not None:
+            # Discrete Laplace: P(|Z| >= k) <= 2 exp(-k/t).
+            return float(group.laplace_scale) * math.log(2 / float(1 - confidence))
+        return dp.error_bound(plan.total_variance(group), confidence)
+
+    sigmas: list[float] = []
+    bounds: list[float] = []
+    if spec.statistic is Statistic.MEAN:
+        sums, count = plan.groups
+        noisy_n = max(1.0, float(decoded[-1]))
+        # Both noises within their 97.5% bounds (union bound: 95% together).
+        e_sum = bound(sums, Fraction(975, 1000)) / scale
+        e_count = bound(count, Fraction(975, 1000)) / scale
+        for column in spec.columns:
+            half = (column.hi - column.lo) / 2
+            sigmas.append(math.sqrt(float(plan.total_variance(sums))) / scale / noisy_n)
+            bounds.append((e_sum + half * e_count) / max(1.0, noisy_n - e_count))
+    else:
+        for group in plan.groups:
+            for _ in range(group.start, group.stop):
+                sigmas.append(math.sqrt(float(plan.total_variance(group))) / scale)
+                bounds.append(bound(group, Fraction(95, 100)) / scale)
+    at_delta = privacy.delta if privacy.delta > 0 else 1e-12
+    return NoiseOutcome(
+        noise=privacy.noise.value,
+        epsilon=privacy.epsilon,
+        delta=privacy.delta,
+        epsilon_spent=float(plan.cost.epsilon(at_delta))
+        if privacy.delta > 0
+        else float(
+            sum(
+                dp.epsilon_discrete_laplace(g.sensitivity, g.laplace_scale or 1)
+                for g in plan.groups
+            )
+        ),
+        rho_spent=float(plan.cost.rho),
+        sigma=tuple(sigmas),
+        error_bound_95=tuple(bounds),
+    )
 
 
 def _tolerance(spec: JobSpec) -> float:

@@ -7,13 +7,15 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from mpc.config import BudgetConfig
 from mpc.coordinator.jobs import JobRunner, PartyLink, Query
 from mpc.coordinator.store import JobRecord, JobState, JobStore
 from mpc.errors import MpcError, QueryError
+from mpc.ledger import BudgetStatus, Ledger
 from mpc.protocol.schema import DatasetInfo
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,14 @@ class JobEvent:
     stage: str
     message: str
     progress: float
+
+
+@dataclass(frozen=True)
+class PartyBudgets:
+    party_id: str
+    reachable: bool
+    error: str
+    budgets: tuple[BudgetStatus, ...]
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,12 @@ class CoordinatorService:
         job_timeout: float,
         rpc_timeout: float,
         max_concurrent_jobs: int,
+        ledger: Ledger | None = None,
+        budgets: Mapping[str, BudgetConfig] | None = None,
+        colluders: int | None = None,
     ) -> None:
+        self._ledger = ledger
+        self._budgets = dict(budgets or {})
         self._links = links
         self._addresses = addresses
         self._store = store
@@ -70,7 +85,13 @@ class CoordinatorService:
             max(4, 2 * len(links) * max_concurrent_jobs), thread_name_prefix="party-call"
         )
         self._runner = JobRunner(
-            links, self._calls, job_timeout=job_timeout, rpc_timeout=rpc_timeout
+            links,
+            self._calls,
+            job_timeout=job_timeout,
+            rpc_timeout=rpc_timeout,
+            ledger=ledger,
+            budgets=self._budgets,
+            colluders=colluders,
         )
         self._logs: dict[str, _EventLog] = {}
         self._lock = threading.Lock()
@@ -126,7 +147,13 @@ class CoordinatorService:
             self._store.set_spec(
                 job_id, json.loads(outcome.spec.canonical()), list(outcome.spec.party_ids)
             )
-            self._store.succeed(job_id, outcome.labels, outcome.values, outcome.tolerance)
+            self._store.succeed(
+                job_id,
+                outcome.labels,
+                outcome.values,
+                outcome.tolerance,
+                outcome.noise.to_json() if outcome.noise else None,
+            )
             self._emit(job_id, JobState.SUCCEEDED, "done", "result revealed", 1.0)
             log.info("job %s: succeeded with %d parties", job_id, len(outcome.spec.party_ids))
         except MpcError as exc:
@@ -188,3 +215,22 @@ class CoordinatorService:
 
         futures = [self._calls.submit(probe, pid) for pid in sorted(self._links)]
         return [f.result() for f in futures]
+
+    def budgets(self) -> tuple[list[BudgetStatus], list[PartyBudgets]]:
+        """The coordinator's ledger per dataset, and every party's own ledger."""
+        mine: list[BudgetStatus] = []
+        if self._ledger is not None:
+            names = sorted(set(self._budgets) | set(self._ledger.datasets()))
+            for name in names:
+                config = self._budgets.get(name)
+                mine.append(self._ledger.status(name, config.budget() if config else None))
+
+        def probe(pid: str) -> PartyBudgets:
+            link = self._links[pid]
+            try:
+                return PartyBudgets(pid, True, "", tuple(link.ledger(self._rpc_timeout)))
+            except MpcError as exc:
+                return PartyBudgets(pid, False, str(exc), ())
+
+        futures = [self._calls.submit(probe, pid) for pid in sorted(self._links)]
+        return mine, [f.result() for f in futures]

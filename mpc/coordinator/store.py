@@ -48,6 +48,7 @@ class JobRecord:
     tolerance: float = 0.0
     error: str = ""
     finished_at: float = 0.0
+    privacy: dict[str, object] | None = None
 
 
 _SCHEMA = """
@@ -66,7 +67,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     tolerance    REAL NOT NULL DEFAULT 0,
     error        TEXT NOT NULL DEFAULT '',
     created_at   REAL NOT NULL,
-    finished_at  REAL NOT NULL DEFAULT 0
+    finished_at  REAL NOT NULL DEFAULT 0,
+    privacy      TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 """
@@ -127,17 +129,25 @@ class JobStore:
                 (json.dumps(spec), json.dumps(parties), job_id),
             )
 
-    def succeed(self, job_id: str, labels: list[str], values: np.ndarray, tolerance: float) -> None:
+    def succeed(
+        self,
+        job_id: str,
+        labels: list[str],
+        values: np.ndarray,
+        tolerance: float,
+        privacy: dict[str, object] | None = None,
+    ) -> None:
         with self._lock:
             self._db.execute(
                 "UPDATE jobs SET state=?, stage='done', progress=1, labels=?, result=?, "
-                "tolerance=?, finished_at=? WHERE job_id=?",
+                "tolerance=?, finished_at=?, privacy=? WHERE job_id=?",
                 (
                     JobState.SUCCEEDED,
                     json.dumps(labels),
                     np.ascontiguousarray(values, dtype="<f8").tobytes(),
                     tolerance,
                     time.time(),
+                    None if privacy is None else json.dumps(privacy),
                     job_id,
                 ),
             )
@@ -153,7 +163,7 @@ class JobStore:
         with self._lock:
             row = self._db.execute(
                 "SELECT job_id, state, stage, message, progress, query, spec, submitted_by, "
-                "parties, labels, result, tolerance, error, created_at, finished_at "
+                "parties, labels, result, tolerance, error, created_at, finished_at, privacy "
                 "FROM jobs WHERE job_id=?",
                 (job_id,),
             ).fetchone()
@@ -175,6 +185,7 @@ class JobStore:
             error=row[12],
             created_at=row[13],
             finished_at=row[14],
+            privacy=json.loads(row[15]) if row[15] else None,
         )
 
     def recent(self, limit: int = 50) -> list[str]:

@@ -31,6 +31,8 @@ class DatasetFile:
     max_rows: int
     kind: str = "table"
     bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    budget: tuple[float, float] | None = None  # this party's (epsilon, delta) for the dataset
+    allow_central: bool = False
 
 
 def _toml_str(value: str) -> str:
@@ -57,6 +59,15 @@ def party_config_text(
             f"kind = {_toml_str(dataset.kind)}",
             f"max_rows = {dataset.max_rows}",
         ]
+        if dataset.budget is not None:
+            epsilon, delta = dataset.budget
+            lines += [
+                "",
+                f"[datasets.{_toml_str(name)}.budget]",
+                f"epsilon = {float(epsilon)!r}",
+                f"delta = {float(delta)!r}",
+                f"allow_central = {'true' if dataset.allow_central else 'false'}",
+            ]
         for column, (lo, hi) in dataset.bounds.items():
             lines += [
                 "",
@@ -74,6 +85,7 @@ def coordinator_config_text(
     parties: Mapping[str, str],
     job_timeout: float = 60.0,
     rpc_timeout: float = 10.0,
+    budgets: Mapping[str, tuple[float, float]] | None = None,
 ) -> str:
     lines = [
         f"listen = {_toml_str(listen)}",
@@ -86,6 +98,13 @@ def coordinator_config_text(
         f"cert = {_toml_str(str(tls_dir / 'coordinator.pem'))}",
         f"key = {_toml_str(str(tls_dir / 'coordinator.key'))}",
     ]
+    for name, (epsilon, delta) in (budgets or {}).items():
+        lines += [
+            "",
+            f"[budgets.{_toml_str(name)}]",
+            f"epsilon = {float(epsilon)!r}",
+            f"delta = {float(delta)!r}",
+        ]
     for party_id, address in parties.items():
         lines += [
             "",
@@ -118,7 +137,9 @@ class LocalCluster:
         rpc_timeout: float = 10.0,
         start_timeout: float = 60.0,
         log_level: str = "INFO",
+        budgets: Mapping[str, tuple[float, float]] | None = None,
     ) -> None:
+        self.budgets = dict(budgets or {})
         self.workdir = workdir
         self.datasets = datasets
         self.tls_dir = workdir / "certs"
@@ -179,6 +200,7 @@ class LocalCluster:
                 self.addresses,
                 self.job_timeout,
                 self.rpc_timeout,
+                self.budgets,
             )
         )
         self._spawn("coordinator", ["coordinator", "serve", "--config", str(config)])

@@ -13,16 +13,24 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 
-from mpc.config import PartyConfig
-from mpc.errors import ConfigError, InputDataError, ProtocolError, QueryError
+from mpc.config import DatasetConfig, PartyConfig
+from mpc.errors import (
+    ConfigError,
+    InputDataError,
+    PrivacyBudgetError,
+    ProtocolError,
+    QueryError,
+)
 from mpc.identity import Identity
+from mpc.ledger import BudgetStatus, Ledger
 from mpc.party.data import DataStore
 from mpc.protocol.schema import ColumnInfo, DatasetInfo
 from mpc.protocol.secure_sum import PartySession, SignedKeyOffer
-from mpc.protocol.spec import JobSpec, Statistic
+from mpc.protocol.spec import JobSpec, NoiseMode, Statistic
 from mpc.ring import RingVector
 from mpc.sharing import CHUNK_WORDS, masked_chunks
 from mpc.stats import definition
+from mpc.stats.privacy import NoisePlan, add_noise, plan_noise
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,8 @@ class PartyRuntime:
         self.party_id = config.party_id
         self._identity = identity
         self._store = DataStore(config.datasets)
+        self._ledger = Ledger(config.ledger) if config.ledger is not None else None
+        self._plans: dict[str, NoisePlan] = {}
         self._sessions: dict[str, tuple[float, PartySession]] = {}
         self._lock = threading.Lock()
 
@@ -80,8 +90,14 @@ class PartyRuntime:
     # --- job stages ----------------------------------------------------------------------
 
     def setup(self, spec: JobSpec) -> SignedKeyOffer:
-        """Check the job against local data and limits, then offer a signed ephemeral key."""
+        """Check the job against local data and limits, then offer a signed ephemeral key.
+
+        Privacy comes first: the job's cost is computed here from the spec alone and charged
+        durably to this party's own ledger before any data is read, so a job over budget is
+        refused without touching data, and nothing is refunded afterwards.
+        """
         dataset = self._store.config(spec.dataset)
+        plan = self._check_privacy(spec, dataset)
         me = spec.participant(self.party_id)
         if me.max_rows != dataset.max_rows:
             raise QueryError(
@@ -100,6 +116,8 @@ class PartyRuntime:
             if spec.job_id in self._sessions:
                 raise ProtocolError(f"job {spec.job_id} was already set up on this party")
             self._sessions[spec.job_id] = (time.monotonic(), session)
+            if plan is not None:
+                self._plans[spec.job_id] = plan
         log.info("job %s: set up %s on %r", spec.job_id, spec.statistic.value, spec.dataset)
         return session.offer()
 
@@ -114,6 +132,13 @@ class PartyRuntime:
         session = self._session(job_id)
         spec = session.spec
         statistic = definition(spec.statistic).local(spec, self._store)
+        with self._lock:
+            plan = self._plans.get(job_id)
+        if plan is not None and plan.distributed:
+            # This party's share of the noise, sized from the verified spec, goes in before
+            # masking: nobody, the coordinator included, sees this party's exact statistic
+            # or the exact aggregate.
+            statistic = add_noise(statistic, plan.sample(statistic.size))
         mask = session.round_mask(round_id)
         log.info("job %s: contributing round %d (%d words)", job_id, round_id, statistic.size)
         return statistic.size, masked_chunks(statistic, mask, CHUNK_WORDS)
@@ -121,11 +146,54 @@ class PartyRuntime:
     def abort(self, job_id: str) -> None:
         with self._lock:
             entry = self._sessions.pop(job_id, None)
+            self._plans.pop(job_id, None)
         if entry:
             entry[1].close()
             log.info("job %s: closed", job_id)
 
+    def ledger_status(self) -> list[BudgetStatus]:
+        """Spent and remaining budget of every dataset (public numbers only)."""
+        statuses = []
+        for dataset in self.config.datasets:
+            budget = dataset.budget.budget() if dataset.budget else None
+            if self._ledger is None:
+                statuses.append(BudgetStatus(dataset.name, 0, 0.0, 0.0, None, None, None))
+            else:
+                statuses.append(self._ledger.status(dataset.name, budget))
+        return statuses
+
     # --- helpers -------------------------------------------------------------------------
+
+    def _check_privacy(self, spec: JobSpec, dataset: DatasetConfig) -> NoisePlan | None:
+        privacy = spec.privacy
+        if dataset.budget is not None:
+            if privacy is None:
+                raise PrivacyBudgetError(
+                    f"dataset {spec.dataset!r} has a privacy budget: only differentially "
+                    "private jobs may read it (pass --epsilon)"
+                )
+            if privacy.noise is NoiseMode.CENTRAL and not dataset.budget.allow_central:
+                raise PrivacyBudgetError(
+                    f"dataset {spec.dataset!r} requires distributed noise (central noise "
+                    "lets the coordinator see the exact aggregate); use --noise distributed"
+                )
+        if (
+            privacy is not None
+            and privacy.noise is NoiseMode.DISTRIBUTED
+            and privacy.colluders < self.config.min_colluders
+        ):
+            raise PrivacyBudgetError(
+                f"refuses distributed noise sized for {privacy.colluders} colluders; it "
+                f"requires at least {self.config.min_colluders}"
+            )
+        plan = plan_noise(spec)
+        if plan is not None and self._ledger is not None:
+            budget = dataset.budget.budget() if dataset.budget else None
+            self._ledger.charge(spec.dataset, spec.job_id, plan.cost, budget)
+            log.info(
+                "job %s: charged rho %.6g to %r", spec.job_id, float(plan.cost.rho), spec.dataset
+            )
+        return plan
 
     def _rows(self, spec: JobSpec) -> int:
         if spec.statistic is Statistic.VECTOR_SUM:

@@ -31,6 +31,35 @@ class Statistic(StrEnum):
     VECTOR_SUM = "vector_sum"
 
 
+class NoiseMode(StrEnum):
+    NONE = "none"
+    CENTRAL = "central"  # the coordinator adds noise after reconstruction (it sees the sum)
+    DISTRIBUTED = "distributed"  # each party adds its share of noise before masking
+
+
+#: Statistics with a record-level sensitivity, so DP noise can be calibrated for them.
+DP_STATISTICS = frozenset({Statistic.SUM, Statistic.COUNT, Statistic.MEAN})
+
+
+@dataclass(frozen=True)
+class PrivacySpec:
+    """Differential-privacy parameters of a job; every party derives its noise from these.
+
+    ``delta == 0`` asks for pure epsilon-DP (discrete Laplace, central mode only); otherwise
+    the discrete Gaussian is calibrated through zCDP. ``colluders`` is ``t``, the number of
+    parties that may collude with the coordinator; distributed noise is sized for it.
+    """
+
+    noise: NoiseMode
+    epsilon: float
+    delta: float
+    colluders: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "epsilon", float(self.epsilon))
+        object.__setattr__(self, "delta", float(self.delta))
+
+
 @dataclass(frozen=True)
 class ColumnBound:
     """A column and its declared bounds; every value is clamped to ``[lo, hi]``."""
@@ -62,6 +91,7 @@ class JobSpec:
     frac_bits: int
     participants: tuple[Participant, ...]
     vector_length: int = 0
+    privacy: PrivacySpec | None = None
     protocol_version: int = PROTOCOL_VERSION
     _digest: bytes = field(default=b"", compare=False, repr=False)
 
@@ -87,6 +117,8 @@ class JobSpec:
         data = asdict(self)
         data.pop("_digest")
         data["statistic"] = self.statistic.value
+        if self.privacy is not None:
+            data["privacy"]["noise"] = self.privacy.noise.value
         return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
     def digest(self) -> bytes:
@@ -127,6 +159,8 @@ def validate_spec(spec: JobSpec) -> None:
             raise QueryError("vector_sum needs exactly one bounds entry and a vector length")
     elif spec.vector_length:
         raise QueryError("vector_length is only for vector_sum")
+    if spec.privacy is not None:
+        validate_privacy(spec.privacy, spec.statistic, len(spec.participants))
     ids = [p.party_id for p in spec.participants]
     if len(ids) < 2:
         raise QueryError("a job needs at least two participating parties")
@@ -140,12 +174,42 @@ def validate_spec(spec: JobSpec) -> None:
             raise QueryError("max_rows must be non-negative")
 
 
+def validate_privacy(privacy: PrivacySpec, statistic: Statistic, parties: int) -> None:
+    """Refuse privacy parameters that cannot be honoured, before anyone touches data."""
+    if not isinstance(privacy.noise, NoiseMode) or privacy.noise is NoiseMode.NONE:
+        raise QueryError("a privacy spec needs noise 'central' or 'distributed'")
+    if not (math.isfinite(privacy.epsilon) and privacy.epsilon > 0):
+        raise QueryError("epsilon must be a positive finite number")
+    if not (math.isfinite(privacy.delta) and 0 <= privacy.delta < 1):
+        raise QueryError("delta must be in [0, 1)")
+    if statistic not in DP_STATISTICS:
+        raise QueryError(
+            f"{statistic.value} has no record-level sensitivity: differential privacy is "
+            f"available for {', '.join(sorted(s.value for s in DP_STATISTICS))}"
+        )
+    if privacy.noise is NoiseMode.DISTRIBUTED:
+        if privacy.delta == 0:
+            raise QueryError(
+                "distributed noise uses the discrete Gaussian and needs delta > 0 "
+                "(pure epsilon-DP is available with --noise central)"
+            )
+        if not 0 <= privacy.colluders < parties:
+            raise QueryError(
+                f"colluders must be between 0 and {parties - 1} for {parties} parties "
+                "(distributed noise needs at least one honest party)"
+            )
+
+
 __all__ = [
+    "DP_STATISTICS",
     "PROTOCOL_VERSION",
     "ColumnBound",
     "JobSpec",
+    "NoiseMode",
     "Participant",
+    "PrivacySpec",
     "Statistic",
     "check_bounds",
+    "validate_privacy",
     "validate_spec",
 ]

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Protocol
 
 import numpy as np
 
+from mpc import dp
 from mpc.errors import QueryError
 from mpc.protocol.spec import JobSpec, Statistic
 from mpc.ring import Component, FloatVector, RingVector, encode
@@ -70,12 +72,38 @@ def _count_local(spec: JobSpec, data: LocalData) -> RingVector:
     return np.array([_count_entry(table.rows, spec.frac_bits)], dtype=np.uint64)
 
 
+def _centred_sums(spec: JobSpec, data: LocalData) -> tuple[list[np.uint64], int]:
+    """Sums of ``x - m`` with ``m = (lo + hi) / 2``, each encoded term clamped to the integer
+    bound ``ceil((hi - lo) / 2 * 2^f)`` so the DP sensitivity holds exactly."""
+    table = data.table(spec.dataset, [c.column for c in spec.columns])
+    sums = []
+    for b in spec.columns:
+        half = int(np.ceil(np.ldexp((b.hi - b.lo) / 2, spec.frac_bits)))
+        centred = np.clip(table.column(b.column), b.lo, b.hi) - (b.lo + b.hi) / 2
+        encoded = np.clip(encode(centred, spec.frac_bits).view(np.int64), -half, half)
+        sums.append(encoded.view(np.uint64).sum(dtype=np.uint64))
+    return sums, table.rows
+
+
 def _mean_local(spec: JobSpec, data: LocalData) -> RingVector:
-    sums, rows = _clamped_sums(spec, data)
+    sums, rows = (_centred_sums if spec.privacy else _clamped_sums)(spec, data)
     return np.array([*sums, _count_entry(rows, spec.frac_bits)], dtype=np.uint64)
 
 
 def _mean_finish(spec: JobSpec, revealed: FloatVector) -> FloatVector:
+    if spec.privacy is not None:
+        # m + (S + Z_S) / max(1, n + Z_N), clamped to [lo, hi]: post-processing of released
+        # values (mpc.dp.noisy_mean), so it costs no privacy.
+        noisy_count = round(float(revealed[-1]))
+        return np.array(
+            [
+                float(
+                    dp.noisy_mean(Fraction(float(s)), noisy_count, Fraction(b.lo), Fraction(b.hi))
+                )
+                for s, b in zip(revealed[:-1], spec.columns, strict=True)
+            ],
+            dtype=np.float64,
+        )
     count = revealed[-1]
     if count <= 0:
         raise QueryError("mean is undefined: no rows at any party")
@@ -101,6 +129,11 @@ def _identity(spec: JobSpec, revealed: FloatVector) -> FloatVector:
     return revealed
 
 
+def _count_finish(spec: JobSpec, revealed: FloatVector) -> FloatVector:
+    # A noisy count is released as the nearest non-negative integer (post-processing).
+    return np.maximum(np.rint(revealed), 0.0) if spec.privacy is not None else revealed
+
+
 REGISTRY: dict[Statistic, StatisticDef] = {
     Statistic.SUM: StatisticDef(
         name=Statistic.SUM,
@@ -115,7 +148,7 @@ REGISTRY: dict[Statistic, StatisticDef] = {
         output_length=lambda spec: 1,
         components=lambda spec: [Component("count", 1.0)],
         local=_count_local,
-        finish=_identity,
+        finish=_count_finish,
         labels=lambda spec: ["count"],
     ),
     Statistic.MEAN: StatisticDef(

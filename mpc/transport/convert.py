@@ -10,10 +10,18 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from mpc.errors import ProtocolError, QueryError
+from mpc.ledger import BudgetStatus
 from mpc.proto.v1 import common_pb2, coordinator_pb2, party_pb2
 from mpc.protocol.schema import ColumnInfo, DatasetInfo
 from mpc.protocol.secure_sum import SignedKeyOffer
-from mpc.protocol.spec import ColumnBound, JobSpec, Participant, Statistic
+from mpc.protocol.spec import (
+    ColumnBound,
+    JobSpec,
+    NoiseMode,
+    Participant,
+    PrivacySpec,
+    Statistic,
+)
 from mpc.ring import RingVector
 from mpc.sharing import CHUNK_WORDS
 
@@ -42,7 +50,24 @@ def spec_to_proto(spec: JobSpec) -> common_pb2.JobSpec:
         ],
         vector_length=spec.vector_length,
         protocol_version=spec.protocol_version,
+        privacy=None
+        if spec.privacy is None
+        else common_pb2.PrivacySpec(
+            noise=spec.privacy.noise.value,
+            epsilon=spec.privacy.epsilon,
+            delta=spec.privacy.delta,
+            colluders=spec.privacy.colluders,
+        ),
     )
+
+
+def noise_mode_from_name(name: str) -> NoiseMode:
+    try:
+        return NoiseMode(name or "none")
+    except ValueError:
+        raise QueryError(
+            f"unknown noise mode {name!r} (use none, central or distributed)"
+        ) from None
 
 
 def spec_from_proto(message: common_pb2.JobSpec) -> JobSpec:
@@ -55,6 +80,39 @@ def spec_from_proto(message: common_pb2.JobSpec) -> JobSpec:
         participants=tuple(Participant(p.party_id, p.max_rows) for p in message.participants),
         vector_length=message.vector_length,
         protocol_version=message.protocol_version,
+        privacy=PrivacySpec(
+            noise=noise_mode_from_name(message.privacy.noise),
+            epsilon=message.privacy.epsilon,
+            delta=message.privacy.delta,
+            colluders=message.privacy.colluders,
+        )
+        if message.HasField("privacy")
+        else None,
+    )
+
+
+def budget_to_proto(status: BudgetStatus) -> common_pb2.BudgetStatus:
+    return common_pb2.BudgetStatus(
+        dataset=status.dataset,
+        charges=status.charges,
+        spent_rho=status.spent_rho,
+        spent_epsilon=status.spent_epsilon,
+        has_budget=status.budget_epsilon is not None,
+        budget_epsilon=status.budget_epsilon or 0.0,
+        budget_delta=status.budget_delta or 0.0,
+        remaining_epsilon=status.remaining_epsilon or 0.0,
+    )
+
+
+def budget_from_proto(message: common_pb2.BudgetStatus) -> BudgetStatus:
+    return BudgetStatus(
+        dataset=message.dataset,
+        charges=message.charges,
+        spent_rho=message.spent_rho,
+        spent_epsilon=message.spent_epsilon,
+        budget_epsilon=message.budget_epsilon if message.has_budget else None,
+        budget_delta=message.budget_delta if message.has_budget else None,
+        remaining_epsilon=message.remaining_epsilon if message.has_budget else None,
     )
 
 

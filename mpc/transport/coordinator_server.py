@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -14,6 +15,7 @@ from mpc.coordinator.service import CoordinatorService
 from mpc.coordinator.store import JobState, JobStore
 from mpc.errors import ConfigError, QueryError
 from mpc.identity import Role
+from mpc.ledger import Ledger
 from mpc.proto.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc
 from mpc.protocol.spec import ColumnBound
 from mpc.transport import convert
@@ -42,6 +44,29 @@ def query_from_proto(message: coordinator_pb2.Query) -> Query:
         bounds=tuple(ColumnBound(b.column, b.lo, b.hi) for b in message.bounds),
         frac_bits=message.frac_bits or None,
         parties=tuple(message.parties),
+        noise=convert.noise_mode_from_name(message.noise),
+        epsilon=message.epsilon,
+        delta=message.delta,
+    )
+
+
+def _privacy_to_proto(
+    privacy: dict[str, Any] | None, labels: list[str]
+) -> coordinator_pb2.Privacy | None:
+    if not privacy:
+        return None
+    return coordinator_pb2.Privacy(
+        noise=str(privacy["noise"]),
+        epsilon=float(privacy["epsilon"]),
+        delta=float(privacy["delta"]),
+        epsilon_spent=float(privacy["epsilon_spent"]),
+        rho_spent=float(privacy["rho_spent"]),
+        values=[
+            coordinator_pb2.NoiseInfo(label=label, sigma=sigma, error_bound_95=bound)
+            for label, sigma, bound in zip(
+                labels, privacy["sigma"], privacy["error_bound_95"], strict=True
+            )
+        ],
     )
 
 
@@ -100,6 +125,9 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ig
             ],
             created_at=record.created_at,
             finished_at=record.finished_at,
+            privacy=_privacy_to_proto(record.privacy, record.labels)
+            if record.state is JobState.SUCCEEDED
+            else None,
         )
         yield coordinator_pb2.ResultChunk(header=header)
         if values is not None:
@@ -124,6 +152,25 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ig
             ]
         )
 
+    @handle_errors
+    def GetBudgets(
+        self, request: coordinator_pb2.GetBudgetsRequest, context: grpc.ServicerContext
+    ) -> coordinator_pb2.GetBudgetsResponse:
+        require_role(context, Role.CLIENT)
+        mine, parties = self.service.budgets()
+        return coordinator_pb2.GetBudgetsResponse(
+            coordinator=[convert.budget_to_proto(s) for s in mine],
+            parties=[
+                coordinator_pb2.PartyBudgets(
+                    party_id=p.party_id,
+                    reachable=p.reachable,
+                    error=p.error,
+                    budgets=[convert.budget_to_proto(s) for s in p.budgets],
+                )
+                for p in parties
+            ],
+        )
+
 
 def build_coordinator(config: CoordinatorConfig) -> tuple[RunningServer, CoordinatorService]:
     identity = config.tls.load()
@@ -141,6 +188,9 @@ def build_coordinator(config: CoordinatorConfig) -> tuple[RunningServer, Coordin
         job_timeout=config.job_timeout_seconds,
         rpc_timeout=config.rpc_timeout_seconds,
         max_concurrent_jobs=config.max_concurrent_jobs,
+        ledger=Ledger(config.database),
+        budgets=config.budgets,
+        colluders=config.colluders,
     )
     servicer = CoordinatorServicer(service)
     running = RunningServer(

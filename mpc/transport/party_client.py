@@ -9,6 +9,7 @@ import grpc
 
 from mpc.errors import MpcError, PartyFailedError, ProtocolError
 from mpc.identity import Identity
+from mpc.ledger import BudgetStatus
 from mpc.proto.v1 import party_pb2, party_pb2_grpc
 from mpc.protocol.schema import DatasetInfo
 from mpc.protocol.secure_sum import SignedKeyOffer
@@ -91,6 +92,13 @@ class GrpcPartyLink:
         # Best effort: sessions also expire on the party.
         with contextlib.suppress(grpc.RpcError):
             self._stub.Abort(party_pb2.AbortRequest(job_id=job_id, reason=reason), timeout=timeout)
+
+    def ledger(self, timeout: float) -> list[BudgetStatus]:
+        try:
+            response = self._stub.GetLedger(party_pb2.GetLedgerRequest(), timeout=timeout)
+        except grpc.RpcError as exc:
+            raise self._fail(exc) from None
+        return [convert.budget_from_proto(b) for b in response.budgets]
 
     def close(self) -> None:
         self._channel.close()

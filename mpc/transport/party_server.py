@@ -72,6 +72,15 @@ class PartyServicer(party_pb2_grpc.PartyServicer):  # type: ignore[misc]
         self.runtime.abort(request.job_id)
         return party_pb2.AbortResponse()
 
+    @handle_errors
+    def GetLedger(
+        self, request: party_pb2.GetLedgerRequest, context: grpc.ServicerContext
+    ) -> party_pb2.GetLedgerResponse:
+        require_role(context, Role.COORDINATOR)
+        return party_pb2.GetLedgerResponse(
+            budgets=[convert.budget_to_proto(s) for s in self.runtime.ledger_status()]
+        )
+
 
 def build_party_server(config: PartyConfig) -> tuple[RunningServer, PartyRuntime]:
     identity = config.tls.load()

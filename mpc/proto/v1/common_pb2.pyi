@@ -25,7 +25,7 @@ class Participant(_message.Message):
     def __init__(self, party_id: _Optional[str] = ..., max_rows: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("job_id", "statistic", "dataset", "columns", "frac_bits", "participants", "vector_length", "protocol_version")
+    __slots__ = ("job_id", "statistic", "dataset", "columns", "frac_bits", "participants", "vector_length", "protocol_version", "privacy")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class JobSpec(_message.Message):
     PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
     VECTOR_LENGTH_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PRIVACY_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     statistic: str
     dataset: str
@@ -42,7 +43,40 @@ class JobSpec(_message.Message):
     participants: _containers.RepeatedCompositeFieldContainer[Participant]
     vector_length: int
     protocol_version: int
-    def __init__(self, job_id: _Optional[str] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., vector_length: _Optional[int] = ..., protocol_version: _Optional[int] = ...) -> None: ...
+    privacy: PrivacySpec
+    def __init__(self, job_id: _Optional[str] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., vector_length: _Optional[int] = ..., protocol_version: _Optional[int] = ..., privacy: _Optional[_Union[PrivacySpec, _Mapping]] = ...) -> None: ...
+
+class PrivacySpec(_message.Message):
+    __slots__ = ("noise", "epsilon", "delta", "colluders")
+    NOISE_FIELD_NUMBER: _ClassVar[int]
+    EPSILON_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    COLLUDERS_FIELD_NUMBER: _ClassVar[int]
+    noise: str
+    epsilon: float
+    delta: float
+    colluders: int
+    def __init__(self, noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., colluders: _Optional[int] = ...) -> None: ...
+
+class BudgetStatus(_message.Message):
+    __slots__ = ("dataset", "charges", "spent_rho", "spent_epsilon", "has_budget", "budget_epsilon", "budget_delta", "remaining_epsilon")
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    CHARGES_FIELD_NUMBER: _ClassVar[int]
+    SPENT_RHO_FIELD_NUMBER: _ClassVar[int]
+    SPENT_EPSILON_FIELD_NUMBER: _ClassVar[int]
+    HAS_BUDGET_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_EPSILON_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_DELTA_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_EPSILON_FIELD_NUMBER: _ClassVar[int]
+    dataset: str
+    charges: int
+    spent_rho: float
+    spent_epsilon: float
+    has_budget: bool
+    budget_epsilon: float
+    budget_delta: float
+    remaining_epsilon: float
+    def __init__(self, dataset: _Optional[str] = ..., charges: _Optional[int] = ..., spent_rho: _Optional[float] = ..., spent_epsilon: _Optional[float] = ..., has_budget: _Optional[bool] = ..., budget_epsilon: _Optional[float] = ..., budget_delta: _Optional[float] = ..., remaining_epsilon: _Optional[float] = ...) -> None: ...
 
 class VectorChunk(_message.Message):
     __slots__ = ("offset", "data")

@@ -22,20 +22,26 @@ JOB_STATE_SUCCEEDED: JobState
 JOB_STATE_FAILED: JobState
 
 class Query(_message.Message):
-    __slots__ = ("statistic", "dataset", "columns", "bounds", "frac_bits", "parties")
+    __slots__ = ("statistic", "dataset", "columns", "bounds", "frac_bits", "parties", "noise", "epsilon", "delta")
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     BOUNDS_FIELD_NUMBER: _ClassVar[int]
     FRAC_BITS_FIELD_NUMBER: _ClassVar[int]
     PARTIES_FIELD_NUMBER: _ClassVar[int]
+    NOISE_FIELD_NUMBER: _ClassVar[int]
+    EPSILON_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
     statistic: str
     dataset: str
     columns: _containers.RepeatedScalarFieldContainer[str]
     bounds: _containers.RepeatedCompositeFieldContainer[_common_pb2.ColumnBounds]
     frac_bits: int
     parties: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., parties: _Optional[_Iterable[str]] = ...) -> None: ...
+    noise: str
+    epsilon: float
+    delta: float
+    def __init__(self, statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., parties: _Optional[_Iterable[str]] = ..., noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("query",)
@@ -76,7 +82,7 @@ class GetResultRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ResultHeader(_message.Message):
-    __slots__ = ("job_id", "state", "statistic", "dataset", "labels", "parties", "length", "frac_bits", "tolerance", "error", "bounds", "created_at", "finished_at")
+    __slots__ = ("job_id", "state", "statistic", "dataset", "labels", "parties", "length", "frac_bits", "tolerance", "error", "bounds", "created_at", "finished_at", "privacy")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
@@ -90,6 +96,7 @@ class ResultHeader(_message.Message):
     BOUNDS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    PRIVACY_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     state: JobState
     statistic: str
@@ -103,7 +110,34 @@ class ResultHeader(_message.Message):
     bounds: _containers.RepeatedCompositeFieldContainer[_common_pb2.ColumnBounds]
     created_at: float
     finished_at: float
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., parties: _Optional[_Iterable[str]] = ..., length: _Optional[int] = ..., frac_bits: _Optional[int] = ..., tolerance: _Optional[float] = ..., error: _Optional[str] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., created_at: _Optional[float] = ..., finished_at: _Optional[float] = ...) -> None: ...
+    privacy: Privacy
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., parties: _Optional[_Iterable[str]] = ..., length: _Optional[int] = ..., frac_bits: _Optional[int] = ..., tolerance: _Optional[float] = ..., error: _Optional[str] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., created_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., privacy: _Optional[_Union[Privacy, _Mapping]] = ...) -> None: ...
+
+class Privacy(_message.Message):
+    __slots__ = ("noise", "epsilon", "delta", "epsilon_spent", "rho_spent", "values")
+    NOISE_FIELD_NUMBER: _ClassVar[int]
+    EPSILON_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    EPSILON_SPENT_FIELD_NUMBER: _ClassVar[int]
+    RHO_SPENT_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    noise: str
+    epsilon: float
+    delta: float
+    epsilon_spent: float
+    rho_spent: float
+    values: _containers.RepeatedCompositeFieldContainer[NoiseInfo]
+    def __init__(self, noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., epsilon_spent: _Optional[float] = ..., rho_spent: _Optional[float] = ..., values: _Optional[_Iterable[_Union[NoiseInfo, _Mapping]]] = ...) -> None: ...
+
+class NoiseInfo(_message.Message):
+    __slots__ = ("label", "sigma", "error_bound_95")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    SIGMA_FIELD_NUMBER: _ClassVar[int]
+    ERROR_BOUND_95_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    sigma: float
+    error_bound_95: float
+    def __init__(self, label: _Optional[str] = ..., sigma: _Optional[float] = ..., error_bound_95: _Optional[float] = ...) -> None: ...
 
 class ResultChunk(_message.Message):
     __slots__ = ("header", "values")
@@ -136,3 +170,27 @@ class ListPartiesResponse(_message.Message):
     PARTIES_FIELD_NUMBER: _ClassVar[int]
     parties: _containers.RepeatedCompositeFieldContainer[PartyInfo]
     def __init__(self, parties: _Optional[_Iterable[_Union[PartyInfo, _Mapping]]] = ...) -> None: ...
+
+class GetBudgetsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PartyBudgets(_message.Message):
+    __slots__ = ("party_id", "reachable", "error", "budgets")
+    PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    BUDGETS_FIELD_NUMBER: _ClassVar[int]
+    party_id: str
+    reachable: bool
+    error: str
+    budgets: _containers.RepeatedCompositeFieldContainer[_common_pb2.BudgetStatus]
+    def __init__(self, party_id: _Optional[str] = ..., reachable: _Optional[bool] = ..., error: _Optional[str] = ..., budgets: _Optional[_Iterable[_Union[_common_pb2.BudgetStatus, _Mapping]]] = ...) -> None: ...
+
+class GetBudgetsResponse(_message.Message):
+    __slots__ = ("coordinator", "parties")
+    COORDINATOR_FIELD_NUMBER: _ClassVar[int]
+    PARTIES_FIELD_NUMBER: _ClassVar[int]
+    coordinator: _containers.RepeatedCompositeFieldContainer[_common_pb2.BudgetStatus]
+    parties: _containers.RepeatedCompositeFieldContainer[PartyBudgets]
+    def __init__(self, coordinator: _Optional[_Iterable[_Union[_common_pb2.BudgetStatus, _Mapping]]] = ..., parties: _Optional[_Iterable[_Union[PartyBudgets, _Mapping]]] = ...) -> None: ...

@@ -54,6 +54,11 @@ class CoordinatorStub:
                 request_serializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.ListPartiesRequest.SerializeToString,
                 response_deserializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.ListPartiesResponse.FromString,
                 _registered_method=True)
+        self.GetBudgets = channel.unary_unary(
+                '/mpc.proto.v1.Coordinator/GetBudgets',
+                request_serializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.GetBudgetsRequest.SerializeToString,
+                response_deserializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.GetBudgetsResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServicer:
@@ -85,6 +90,13 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetBudgets(self, request, context):
+        """Privacy budgets: the coordinator's ledger and every party's own.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -107,6 +119,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.ListParties,
                     request_deserializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.ListPartiesRequest.FromString,
                     response_serializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.ListPartiesResponse.SerializeToString,
+            ),
+            'GetBudgets': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBudgets,
+                    request_deserializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.GetBudgetsRequest.FromString,
+                    response_serializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.GetBudgetsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -217,6 +234,33 @@ class Coordinator:
             '/mpc.proto.v1.Coordinator/ListParties',
             mpc_dot_proto_dot_v1_dot_coordinator__pb2.ListPartiesRequest.SerializeToString,
             mpc_dot_proto_dot_v1_dot_coordinator__pb2.ListPartiesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBudgets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.proto.v1.Coordinator/GetBudgets',
+            mpc_dot_proto_dot_v1_dot_coordinator__pb2.GetBudgetsRequest.SerializeToString,
+            mpc_dot_proto_dot_v1_dot_coordinator__pb2.GetBudgetsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,6 +59,11 @@ class PartyStub:
                 request_serializer=mpc_dot_proto_dot_v1_dot_party__pb2.AbortRequest.SerializeToString,
                 response_deserializer=mpc_dot_proto_dot_v1_dot_party__pb2.AbortResponse.FromString,
                 _registered_method=True)
+        self.GetLedger = channel.unary_unary(
+                '/mpc.proto.v1.Party/GetLedger',
+                request_serializer=mpc_dot_proto_dot_v1_dot_party__pb2.GetLedgerRequest.SerializeToString,
+                response_deserializer=mpc_dot_proto_dot_v1_dot_party__pb2.GetLedgerResponse.FromString,
+                _registered_method=True)
 
 
 class PartyServicer:
@@ -99,6 +104,13 @@ class PartyServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLedger(self, request, context):
+        """This party's own privacy ledger: spent and remaining budget per dataset.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PartyServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +138,11 @@ def add_PartyServicer_to_server(servicer, server):
                     servicer.Abort,
                     request_deserializer=mpc_dot_proto_dot_v1_dot_party__pb2.AbortRequest.FromString,
                     response_serializer=mpc_dot_proto_dot_v1_dot_party__pb2.AbortResponse.SerializeToString,
+            ),
+            'GetLedger': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLedger,
+                    request_deserializer=mpc_dot_proto_dot_v1_dot_party__pb2.GetLedgerRequest.FromString,
+                    response_serializer=mpc_dot_proto_dot_v1_dot_party__pb2.GetLedgerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +280,33 @@ class Party:
             '/mpc.proto.v1.Party/Abort',
             mpc_dot_proto_dot_v1_dot_party__pb2.AbortRequest.SerializeToString,
             mpc_dot_proto_dot_v1_dot_party__pb2.AbortResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLedger(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.proto.v1.Party/GetLedger',
+            mpc_dot_proto_dot_v1_dot_party__pb2.GetLedgerRequest.SerializeToString,
+            mpc_dot_proto_dot_v1_dot_party__pb2.GetLedgerResponse.FromString,
             options,
             channel_credentials,
             insecure,

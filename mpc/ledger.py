@@ -1,0 +1,156 @@
+"""Privacy ledgers in SQLite, shared by the coordinator and every party.
+
+One row per charge. A charge is an atomic check-and-insert (``BEGIN IMMEDIATE`` plus a lock),
+so concurrent jobs can never overspend: against a budget that fits ten queries, twenty
+concurrent ones spend exactly ten. Writes are durable (WAL, ``synchronous=FULL``) and the
+charge is committed before any noisy share leaves. Nothing is ever refunded: a job that fails
+after its charge, or is retried under a new id, is charged again. Costs are integers on the
+ledger grid of :mod:`mpc.dp.accountant` (rounded up), budgets rounded down: comparisons are
+exact.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mpc import dp
+from mpc.dp.accountant import UNITS_PER_ONE
+from mpc.errors import ConfigError, PrivacyBudgetError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS privacy_ledger (
+    dataset    TEXT NOT NULL,
+    job_id     TEXT NOT NULL,
+    rho_units  INTEGER NOT NULL,
+    rdp_units  TEXT NOT NULL DEFAULT '[]',
+    charged_at REAL NOT NULL,
+    PRIMARY KEY (dataset, job_id)
+);
+"""
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """Spent and remaining budget of one dataset in one ledger (public numbers only)."""
+
+    dataset: str
+    charges: int
+    spent_rho: float
+    spent_epsilon: float
+    budget_epsilon: float | None  # None: no budget configured (spending is only recorded)
+    budget_delta: float | None
+    remaining_epsilon: float | None  # the largest single-query epsilon that still fits
+
+    def to_json(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+def _cost_from_row(rho_units: int, rdp_text: str) -> dp.PrivacyCost:
+    return dp.PrivacyCost(rho_units=rho_units, rdp_units=tuple(json.loads(rdp_text)))
+
+
+class Ledger:
+    def __init__(self, path: Path | str) -> None:
+        try:
+            if isinstance(path, Path):
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the privacy ledger {path}: {exc}") from exc
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _spent_locked(self, dataset: str) -> tuple[dp.PrivacyCost, int]:
+        total = dp.PrivacyCost()
+        rows = self._db.execute(
+            "SELECT rho_units, rdp_units FROM privacy_ledger WHERE dataset = ?", (dataset,)
+        ).fetchall()
+        for rho_units, rdp_text in rows:
+            total = total + _cost_from_row(rho_units, rdp_text)
+        return total, len(rows)
+
+    def spent(self, dataset: str) -> dp.PrivacyCost:
+        with self._lock:
+            return self._spent_locked(dataset)[0]
+
+    def charge(
+        self,
+        dataset: str,
+        job_id: str,
+        cost: dp.PrivacyCost,
+        budget: dp.Budget | None,
+        *,
+        who: str = "",
+    ) -> None:
+        """Record ``cost`` for ``job_id`` if it fits ``budget``; else raise, recording nothing."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                spent, _ = self._spent_locked(dataset)
+                if budget is not None and not budget.allows(spent, cost):
+                    raise PrivacyBudgetError(
+                        f"{who}dataset {dataset!r}: this job would exceed the privacy budget "
+                        f"(epsilon {float(budget.epsilon):.6g} at delta "
+                        f"{float(budget.delta):.3g}; spent epsilon "
+                        f"{float(budget.spent_epsilon(spent)):.6g}; "
+                        f"remaining {_remaining_epsilon(budget, spent):.6g} for one query, this "
+                        f"job needs {float(cost.epsilon(budget.delta)):.6g})"
+                    )
+                try:
+                    self._db.execute(
+                        "INSERT INTO privacy_ledger VALUES (?, ?, ?, ?, ?)",
+                        (
+                            dataset,
+                            job_id,
+                            cost.rho_units,
+                            json.dumps(list(cost.rdp_units)),
+                            time.time(),
+                        ),
+                    )
+                except sqlite3.IntegrityError:
+                    raise PrivacyBudgetError(
+                        f"{who}dataset {dataset!r}: job {job_id} was already charged"
+                    ) from None
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def status(self, dataset: str, budget: dp.Budget | None, delta: float = 1e-6) -> BudgetStatus:
+        with self._lock:
+            spent, charges = self._spent_locked(dataset)
+        at_delta = float(budget.delta) if budget is not None else delta
+        return BudgetStatus(
+            dataset=dataset,
+            charges=charges,
+            spent_rho=spent.rho_units / UNITS_PER_ONE,
+            spent_epsilon=float(spent.epsilon(at_delta)) if charges else 0.0,
+            budget_epsilon=float(budget.epsilon) if budget is not None else None,
+            budget_delta=float(budget.delta) if budget is not None else None,
+            remaining_epsilon=_remaining_epsilon(budget, spent) if budget is not None else None,
+        )
+
+    def datasets(self) -> list[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT dataset FROM privacy_ledger").fetchall()
+        return sorted(r[0] for r in rows)
+
+
+def _remaining_epsilon(budget: dp.Budget, spent: dp.PrivacyCost) -> float:
+    rho = budget.remaining_rho(spent)
+    return float(dp.epsilon_for_rho(rho, budget.delta)) if rho > 0 else 0.0
+
+
+__all__ = ["BudgetStatus", "Ledger"]

@@ -1,0 +1,201 @@
+"""Noise plans: from a signed job spec to exact integer noise and its privacy cost.
+
+Pure. The coordinator and every party call :func:`plan_noise` on the same spec and get the same
+plan, so each party sizes its own noise from the job it verified, never from a number the
+coordinator sends. All quantities live in the integer fixed-point domain: sensitivities are
+``ceil(bound * 2^f)`` and the noise is an integer added to the encoded statistic mod 2^64.
+
+Privacy argument, per statistic (add/remove one record; bounds enforced by clamping at every
+honest party, on encoded values):
+
+* count: one entry, L2 sensitivity ``2^f``;
+* sum of k columns: one group, L2 sensitivity ``||(ceil(max(|L_c|,|U_c|) 2^f))_c||_2``;
+* mean of k columns: centred sums ``sum(x - m)`` (sensitivity ``(U-L)/2`` per column, L2 over
+  columns) and the count, the zCDP budget split evenly between the two groups
+  (:func:`mpc.dp.split_mean_budget` explains why), released through the estimator
+  ``m + (S + Z_S) / max(1, n + Z_N)`` clamped to ``[L, U]`` (post-processing).
+
+Central mode adds ``N_Z(0, sigma^2)`` per entry at the coordinator (cost ``D^2/(2 sigma^2)``).
+Distributed mode has each of the n parties add ``N_Z(0, sigma^2 / (n - t))``; only the
+``n - t`` honest shares count, and the cost is the Kairouz-Liu-Steinke bound for their sum.
+Pure epsilon-DP (``delta = 0``, central only) uses the discrete Laplace with the L1
+sensitivity, charged in zCDP as ``epsilon^2 / 2``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from math import isqrt
+
+import numpy as np
+
+from mpc import dp
+from mpc.dp.accountant import units_up
+from mpc.errors import QueryError
+from mpc.protocol.spec import JobSpec, NoiseMode, PrivacySpec, Statistic
+from mpc.ring import RingVector
+
+#: Headroom slack for noise: P(|Z| > 40 sigma) < 2 exp(-800), far below any failure we model.
+NOISE_TAIL_SIGMAS = 40
+
+
+@dataclass(frozen=True)
+class NoiseGroup:
+    """Entries ``[start, stop)`` of the statistic noised together."""
+
+    name: str
+    start: int
+    stop: int
+    sensitivity: int  # L2 (Gaussian) or L1 (Laplace), fixed-point units
+    sigma_sq: Fraction  # Gaussian: per-party variance in distributed mode, else the total
+    laplace_scale: Fraction | None = None  # set for pure epsilon-DP
+
+
+@dataclass(frozen=True)
+class NoisePlan:
+    privacy: PrivacySpec
+    groups: tuple[NoiseGroup, ...]
+    parties: int
+    cost: dp.PrivacyCost
+
+    @property
+    def distributed(self) -> bool:
+        return self.privacy.noise is NoiseMode.DISTRIBUTED
+
+    def sample(self, length: int) -> np.ndarray:
+        """One party's noise (distributed) or the coordinator's (central), as int64."""
+        noise = np.zeros(length, dtype=np.int64)
+        for group in self.groups:
+            size = group.stop - group.start
+            if group.laplace_scale is not None:
+                noise[group.start : group.stop] = dp.sample_discrete_laplace(
+                    group.laplace_scale, size
+                )
+            else:
+                noise[group.start : group.stop] = dp.sample_discrete_gaussian(group.sigma_sq, size)
+        return noise
+
+    def total_variance(self, group: NoiseGroup) -> Fraction:
+        """Variance proxy of all the noise in a released entry of ``group`` (for error bars)."""
+        if group.laplace_scale is not None:
+            t = group.laplace_scale
+            return 2 * t * t  # sub-exponential; used only for the displayed sigma
+        if self.distributed:
+            return dp.distributed_total_sigma_sq(group.sigma_sq, self.parties)
+        return group.sigma_sq
+
+    def tail_bound(self) -> float:
+        """A bound on |total noise| per entry in fixed-point units (for the headroom proof)."""
+        worst = max(float(self.total_variance(g)) for g in self.groups)
+        return NOISE_TAIL_SIGMAS * math.sqrt(worst)
+
+
+def add_noise(statistic: RingVector, noise: np.ndarray) -> RingVector:
+    """Add int64 noise to a ring vector modulo 2^64 (two's complement)."""
+    return np.add(statistic, noise.view(np.uint64))
+
+
+def _l2(values: list[int]) -> int:
+    """ceil of the Euclidean norm of integers, exactly."""
+    square = sum(v * v for v in values)
+    root = isqrt(square)
+    return root if root * root == square else root + 1
+
+
+def _exact(value: float) -> Fraction:
+    return Fraction(value)  # a float's exact binary value
+
+
+def _groups(spec: JobSpec) -> list[tuple[str, int, int, int, int, Fraction]]:
+    """(name, start, stop, l2, l1, rho share) per group, before calibration."""
+    f = spec.frac_bits
+    k = len(spec.columns)
+    one = dp.count_sensitivity(f)
+    if spec.statistic is Statistic.COUNT:
+        return [("count", 0, 1, one, one, Fraction(1))]
+    if spec.statistic is Statistic.SUM:
+        per = [dp.sum_sensitivity(_exact(b.lo), _exact(b.hi), f) for b in spec.columns]
+        return [("sum", 0, k, _l2(per), sum(per), Fraction(1))]
+    if spec.statistic is Statistic.MEAN:
+        per = [dp.centred_sum_sensitivity(_exact(b.lo), _exact(b.hi), f) for b in spec.columns]
+        if not all(per):
+            raise QueryError("a mean column has lo == hi: its mean is known without a query")
+        rho_sum, rho_count = dp.split_mean_budget(Fraction(1))
+        return [
+            ("centred sum", 0, k, _l2(per), sum(per), rho_sum),
+            ("count", k, k + 1, one, one, rho_count),
+        ]
+    raise QueryError(f"{spec.statistic.value} does not support differential privacy")
+
+
+def plan_noise(spec: JobSpec) -> NoisePlan | None:
+    """The noise plan of a DP job, or None for a job without privacy."""
+    privacy = spec.privacy
+    if privacy is None:
+        return None
+    n = len(spec.participants)
+    groups: list[NoiseGroup] = []
+    cost = dp.PrivacyCost()
+    if privacy.delta == 0:
+        # Pure epsilon-DP: discrete Laplace per group with its L1 sensitivity; epsilon splits
+        # across groups like the zCDP budget (sequential composition).
+        if privacy.noise is not NoiseMode.CENTRAL:
+            raise QueryError("pure epsilon-DP (delta = 0) is available in central mode only")
+        for name, start, stop, _, l1, share in _groups(spec):
+            scale = dp.calibrate_discrete_laplace(privacy.epsilon * share, l1)
+            groups.append(NoiseGroup(name, start, stop, l1, Fraction(0), scale))
+            cost = cost + dp.PrivacyCost.discrete_laplace(l1, scale)
+        return NoisePlan(privacy, tuple(groups), n, cost)
+    rho = dp.rho_for_epsilon(privacy.epsilon, privacy.delta)
+    for name, start, stop, l2, l1, share in _groups(spec):
+        target = rho * share
+        sigma_sq = dp.sigma_sq_for_rho(l2, target)
+        if privacy.noise is NoiseMode.CENTRAL:
+            groups.append(NoiseGroup(name, start, stop, l2, sigma_sq))
+            cost = cost + dp.PrivacyCost.discrete_gaussian(l2, sigma_sq)
+            continue
+        honest = dp.honest_noise_shares(n, privacy.colluders)
+        # Aim a hair below the target: the KLS bound adds a (tiny) correction on top of
+        # D^2/(2 s^2), charged as at least one ledger unit.
+        sigma_sq = dp.sigma_sq_for_rho(l2, target * Fraction(999_999, 1_000_000))
+        sigma_p_sq = dp.distributed_sigma_sq(sigma_sq, n, privacy.colluders)
+        group_cost = dp.PrivacyCost.distributed_discrete_gaussian(
+            l2, sigma_p_sq, honest, l1_sensitivity=l1, dim=stop - start
+        )
+        # The sum of discrete Gaussians is not exactly one; when the KLS correction makes the
+        # cost exceed the target, grow the per-party variance until it fits (bounded).
+        for _ in range(64):
+            # Costs are stored rounded up to the ledger grid, so compare on that grid.
+            if group_cost.rho_units <= units_up(target):
+                break
+            sigma_p_sq = dp.distributed_sigma_sq(sigma_p_sq * Fraction(101, 100), 1, 0)
+            group_cost = dp.PrivacyCost.distributed_discrete_gaussian(
+                l2, sigma_p_sq, honest, l1_sensitivity=l1, dim=stop - start
+            )
+        groups.append(NoiseGroup(name, start, stop, l2, sigma_p_sq))
+        cost = cost + group_cost
+    return NoisePlan(privacy, tuple(groups), n, cost)
+
+
+@dataclass(frozen=True)
+class NoiseReport:
+    """What a user needs to judge a noisy value: its noise scale and a 95% error bound."""
+
+    sigma: tuple[float, ...]  # per released value, data units
+    error_bound_95: tuple[float, ...]
+
+
+def encoded_scale(frac_bits: int) -> float:
+    return math.ldexp(1.0, frac_bits)
+
+
+__all__ = [
+    "NOISE_TAIL_SIGMAS",
+    "NoiseGroup",
+    "NoisePlan",
+    "NoiseReport",
+    "add_noise",
+    "plan_noise",
+]
