@@ -24,6 +24,7 @@ sensitivity, charged in zCDP as ``epsilon^2 / 2``.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -34,7 +35,7 @@ import numpy as np
 from mpc import dp
 from mpc.dp.accountant import units_up
 from mpc.errors import QueryError
-from mpc.protocol.spec import JobSpec, NoiseMode, PrivacySpec, Statistic
+from mpc.protocol.spec import ColumnBound, JobSpec, NoiseMode, PrivacySpec, Statistic
 from mpc.ring import RingVector
 
 #: Headroom slack for noise: P(|Z| > 40 sigma) < 2 exp(-800), far below any failure we model.
@@ -108,7 +109,16 @@ def _exact(value: float) -> Fraction:
     return Fraction(value)  # a float's exact binary value
 
 
-def _groups(spec: JobSpec) -> list[tuple[str, int, int, int, int, Fraction]]:
+@dataclass(frozen=True)
+class _Shape:
+    """The parts of a job spec that noise depends on."""
+
+    statistic: Statistic
+    columns: tuple[ColumnBound, ...]
+    frac_bits: int
+
+
+def _groups(spec: _Shape) -> list[tuple[str, int, int, int, int, Fraction]]:
     """(name, start, stop, l2, l1, rho share) per group, before calibration."""
     f = spec.frac_bits
     k = len(spec.columns)
@@ -132,10 +142,22 @@ def _groups(spec: JobSpec) -> list[tuple[str, int, int, int, int, Fraction]]:
 
 def plan_noise(spec: JobSpec) -> NoisePlan | None:
     """The noise plan of a DP job, or None for a job without privacy."""
-    privacy = spec.privacy
-    if privacy is None:
+    if spec.privacy is None:
         return None
-    n = len(spec.participants)
+    # The plan depends only on public parameters, not on the job id or who takes part: cache
+    # it (calibration searches take milliseconds, and every party and the coordinator plan).
+    return _plan(spec.statistic, spec.columns, spec.frac_bits, len(spec.participants), spec.privacy)
+
+
+@functools.lru_cache(maxsize=512)
+def _plan(
+    statistic: Statistic,
+    columns: tuple[ColumnBound, ...],
+    frac_bits: int,
+    n: int,
+    privacy: PrivacySpec,
+) -> NoisePlan:
+    spec = _Shape(statistic, columns, frac_bits)
     groups: list[NoiseGroup] = []
     cost = dp.PrivacyCost()
     if privacy.delta == 0:
