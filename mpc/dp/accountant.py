@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from mpc.dp import rdp
+from mpc.dp._floats import round_up
 from mpc.dp._validate import RationalLike, RealLike, count, exact, positive_exact, real
 from mpc.dp.samplers import sampler_friendly_scale, sampler_friendly_sigma_sq
 from mpc.errors import ConfigError, PrivacyBudgetError
@@ -40,7 +41,6 @@ from mpc.errors import ConfigError, PrivacyBudgetError
 UNITS_PER_ONE = 10**12
 """Ledger quantities (rho, RDP values, epsilon) are integers in units of 1 / UNITS_PER_ONE."""
 
-_MARGIN = 1e-9  # relative upward margin on the last float evaluation (see rdp._MARGIN)
 _BISECTION_STEPS = 200
 _MAX_RHO_UNITS = 1 << 120
 
@@ -57,9 +57,9 @@ def units_down(value: RationalLike) -> int:
     return (x.numerator * UNITS_PER_ONE) // x.denominator
 
 
-def _float_up(value: float) -> Fraction:
-    """A float result rounded up by the margin, as a Fraction on the unit grid (ceil)."""
-    return Fraction(units_up(Fraction(value + abs(value) * _MARGIN + 1e-300)), UNITS_PER_ONE)
+def _grid_up(value: float) -> Fraction:
+    """A float that is already rounded up, as a Fraction on the unit grid (ceil)."""
+    return Fraction(units_up(Fraction(value)), UNITS_PER_ONE)
 
 
 # ------------------------------------------------------------------------- mechanism costs
@@ -110,7 +110,7 @@ def distributed_tau(sigma_p_sq: RationalLike, honest_parties: int) -> float:
     s = float(positive_exact(sigma_p_sq, "sigma_p_sq"))
     h = count(honest_parties, "honest_parties", minimum=1)
     tau = 10.0 * math.fsum(math.exp(-2.0 * math.pi**2 * s * k / (k + 1)) for k in range(1, h))
-    return tau + tau * _MARGIN
+    return round_up(tau)
 
 
 def rho_distributed_discrete_gaussian(
@@ -152,7 +152,7 @@ def rho_distributed_discrete_gaussian(
         float(d2) * math.sqrt(dims) * tau / s + tau * tau * dims / 2.0,
     )
     # The extra term is > 0 in exact arithmetic even when it underflows: charge >= 1 unit.
-    extra_units = max(1, units_up(Fraction(extra + extra * _MARGIN)))
+    extra_units = max(1, units_up(Fraction(round_up(extra))))
     return base + Fraction(extra_units, UNITS_PER_ONE)
 
 
@@ -174,12 +174,12 @@ def _check_rho(rho: RationalLike) -> float:
 
 
 def _zcdp_epsilon(rho: float, delta: float) -> float:
-    """min over a > 1 of ``a rho + log((a-1)/a) + (log(1/delta) - log a)/(a-1)``, unrounded.
+    """min over a > 1 of ``a rho + log((a-1)/a) + (log(1/delta) - log a)/(a-1)``, rounded up.
 
     This is CKS Cor. 13 solved for epsilon. Its derivative in ``a`` has the sign of
     ``rho (a-1)^2 + log(a) - log(1/delta)``, increasing in ``a``: bisect for the root.
     """
-    if rho == 0 or delta * delta > -math.expm1(-rho) * (1 + _MARGIN):
+    if rho == 0 or delta * delta > round_up(-math.expm1(-rho)):
         return 0.0  # TV <= sqrt(1 - exp(-KL)), KL <= rho: (0, delta)-DP
     log_inv_delta = -math.log(delta)
     lo, hi = 1.0, 2.0 + math.sqrt(log_inv_delta / rho)
@@ -193,13 +193,20 @@ def _zcdp_epsilon(rho: float, delta: float) -> float:
             hi = mid
     a = hi  # any a > 1 gives a valid bound
     # log((a-1)/a) as log(a-1) - log(a): a-1 is exact for a in [1, 2] and keeps precision.
-    eps = a * rho + math.log(a - 1.0) - math.log(a) + (log_inv_delta - math.log(a)) / (a - 1.0)
-    return max(eps, 0.0)
+    parts = (
+        a * rho,
+        math.log(a - 1.0),
+        -math.log(a),
+        log_inv_delta / (a - 1.0),
+        -math.log(a) / (a - 1.0),
+    )
+    # A bound <= 0 means (0, delta)-DP: the true minimum is below the rounded-up value.
+    return max(0.0, round_up(math.fsum(parts), sum(map(abs, parts))))
 
 
 def epsilon_for_rho(rho: RationalLike, delta: RealLike) -> Fraction:
     """The epsilon of (epsilon, delta)-DP implied by rho-zCDP, rounded up to the unit grid."""
-    return _float_up(_zcdp_epsilon(_check_rho(rho), _check_delta(delta)))
+    return _grid_up(_zcdp_epsilon(_check_rho(rho), _check_delta(delta)))
 
 
 def delta_for_rho(rho: RationalLike, epsilon: RealLike) -> float:
@@ -221,9 +228,15 @@ def delta_for_rho(rho: RationalLike, epsilon: RealLike) -> float:
         else:
             hi = mid
     a = hi
-    log_delta = (a - 1.0) * (a * r - e) + a * (math.log(a - 1.0) - math.log(a)) - math.log(a - 1.0)
-    log_delta += abs(log_delta) * _MARGIN + 1e-300
-    tv_bound = math.sqrt(-math.expm1(-r)) * (1 + _MARGIN)
+    parts = (
+        (a - 1.0) * a * r,
+        -(a - 1.0) * e,
+        a * math.log(a - 1.0),
+        -a * math.log(a),
+        -math.log(a - 1.0),
+    )
+    log_delta = round_up(math.fsum(parts), sum(map(abs, parts)))
+    tv_bound = round_up(math.sqrt(-math.expm1(-r)))
     # exp underflows below ~1e-308; the true value is positive, so round up to the least float.
     return min(1.0, max(math.exp(log_delta), math.ulp(0.0)), tv_bound)
 
@@ -398,7 +411,7 @@ class PrivacyCost:
             for a, units in zip(rdp.INTEGER_ORDERS, self.rdp_units, strict=True)
         ]
         eps, _ = rdp.epsilon_from_rdp(rdp.INTEGER_ORDERS, curve, delta)
-        return _float_up(eps)
+        return _grid_up(eps)
 
 
 @dataclass(frozen=True, slots=True)

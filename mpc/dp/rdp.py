@@ -30,9 +30,8 @@ Conversion to (epsilon, delta) uses the improved bound of Canonne, Kamath, Stein
 the orders, together with the KL (Bretagnolle-Huber) shortcut ``epsilon = 0`` when
 ``delta >= sqrt(1 - exp(-rdp))``; orders below 1.01 are skipped as in dp-accounting.
 
-Numerics are double precision. Every value returned is rounded *up* by a relative margin of
-``_MARGIN`` (1e-9, a million times the rounding error of the few dozen floating-point steps
-involved), so that a float error can only overstate a privacy loss.
+Numerics are double precision; every value returned is rounded *up* past its rounding error
+(:mod:`mpc.dp._floats`), so float error can only overstate a privacy loss.
 """
 
 from __future__ import annotations
@@ -40,6 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from mpc.dp._floats import log_sum_exp_bounded, round_up
 from mpc.dp._validate import RealLike, count, real
 from mpc.errors import ConfigError
 
@@ -53,13 +53,7 @@ DEFAULT_ORDERS: tuple[float, ...] = (
 INTEGER_ORDERS: tuple[int, ...] = (*range(2, 65), 80, 96, 128, 192, 256, 384, 512, 768, 1024)
 """Integer orders used by the ledger (:class:`mpc.dp.accountant.PrivacyCost`)."""
 
-_MARGIN = 1e-9
 _MAX_FRAC_TERMS = 1000
-
-
-def _round_up(value: float) -> float:
-    """``value`` increased by the safety margin (only ever upwards)."""
-    return value + abs(value) * _MARGIN + 1e-300
 
 
 def _log_add(a: float, b: float) -> float:
@@ -91,42 +85,58 @@ def _log_erfc(x: float) -> float:
     )
 
 
-def _log_a_int(q: float, z: float, alpha: int) -> float:
+def _log_a_int(q: float, z: float, alpha: int) -> tuple[float, float]:
+    """log A_alpha for integer alpha, and a bound on the size of the terms summed."""
     log_q, log_1mq = math.log(q), math.log1p(-q)
-    total = -math.inf
+    terms, sizes = [], []
     for k in range(alpha + 1):
-        term = (
-            math.log(math.comb(alpha, k))  # exact integer binomial, then its log
-            + k * log_q
-            + (alpha - k) * log_1mq
-            + (k * k - k) / (2.0 * z * z)
+        parts = (
+            math.log(math.comb(alpha, k)),  # exact integer binomial, then its log
+            k * log_q,
+            (alpha - k) * log_1mq,
+            (k * k - k) / (2.0 * z * z),
         )
-        total = _log_add(total, term)
-    return total
+        terms.append(math.fsum(parts))
+        sizes.append(sum(map(abs, parts)))
+    return log_sum_exp_bounded(terms, sizes)
 
 
-def _log_a_frac(q: float, z: float, alpha: float) -> float:
+def _log_a_frac(q: float, z: float, alpha: float) -> tuple[float, float]:
     """MTZ 2019 Sec. 3.3: the integrals over (-inf, z0] and [z0, inf) as two series."""
     log_a0 = log_a1 = -math.inf
     z0 = z * z * math.log(1.0 / q - 1.0) + 0.5
     log_q, log_1mq = math.log(q), math.log1p(-q)
     last_s0 = last_s1 = -math.inf
+    terms: list[float] = []
+    sizes: list[float] = []
     for i in range(_MAX_FRAC_TERMS):
         coef = _log_comb(alpha, i)
         j = alpha - i
-        log_t0 = coef + i * log_q + j * log_1mq
-        log_t1 = coef + j * log_q + i * log_1mq
-        log_e0 = math.log(0.5) + _log_erfc((i - z0) / (math.sqrt(2.0) * z))
-        log_e1 = math.log(0.5) + _log_erfc((z0 - j) / (math.sqrt(2.0) * z))
-        log_s0 = log_t0 + (i * i - i) / (2.0 * z * z) + log_e0
-        log_s1 = log_t1 + (j * j - j) / (2.0 * z * z) + log_e1
+        parts0 = (
+            coef,
+            i * log_q,
+            j * log_1mq,
+            (i * i - i) / (2.0 * z * z),
+            math.log(0.5) + _log_erfc((i - z0) / (math.sqrt(2.0) * z)),
+        )
+        parts1 = (
+            coef,
+            j * log_q,
+            i * log_1mq,
+            (j * j - j) / (2.0 * z * z),
+            math.log(0.5) + _log_erfc((z0 - j) / (math.sqrt(2.0) * z)),
+        )
+        log_s0, log_s1 = math.fsum(parts0), math.fsum(parts1)
+        terms += [log_s0, log_s1]
+        sizes += [sum(map(abs, parts0)), sum(map(abs, parts1))]
         log_a0 = _log_add(log_a0, log_s0)
         log_a1 = _log_add(log_a1, log_s1)
         total = _log_add(log_a0, log_a1)
         if log_s0 < last_s0 and log_s1 < last_s1 and max(log_s0, log_s1) < total - 30.0:
-            return total
+            # The running total only decides when to stop; sum all terms in one go.
+            return log_sum_exp_bounded(terms, sizes)
         last_s0, last_s1 = log_s0, log_s1
-    return math.inf  # did not converge: treat the order as useless (infinite RDP)
+    return math.inf, 0.0  # did not converge: treat the order as useless (infinite RDP)
 
 
 def _check_rate(q: RealLike) -> float:
@@ -158,17 +168,20 @@ def rdp_poisson_subsampled_gaussian(
     _check_orders(orders)
     out = []
     for alpha in orders:
+        magnitude = 0.0
         if rate == 0:
             value = 0.0
         elif z == 0 or math.isinf(alpha):
             value = math.inf
         elif rate == 1:
             value = alpha / (2.0 * z * z)
-        elif float(alpha).is_integer():
-            value = _log_a_int(rate, z, int(alpha)) / (alpha - 1)
         else:
-            value = _log_a_frac(rate, z, alpha) / (alpha - 1)
-        out.append(_round_up(value))
+            if float(alpha).is_integer():
+                log_a, magnitude = _log_a_int(rate, z, int(alpha))
+            else:
+                log_a, magnitude = _log_a_frac(rate, z, alpha)
+            value, magnitude = log_a / (alpha - 1), magnitude / (alpha - 1)
+        out.append(round_up(value, magnitude))
     return tuple(out)
 
 
@@ -199,23 +212,26 @@ def rdp_poisson_subsampled_zcdp(
             continue
         plain = alpha * r
         if rate == 1:
-            out.append(_round_up(plain))
+            out.append(round_up(plain))
             continue
         log_q, log_1mq = math.log(rate), math.log1p(-rate)
-        total = (alpha - 1) * log_1mq + math.log1p((alpha - 1) * rate)
-        total = _log_add(
-            total, math.log(math.comb(alpha, 2)) + 2 * log_q + (alpha - 2) * log_1mq + 2 * r
-        )
-        for ell in range(3, alpha + 1):
-            term = (
-                math.log(3.0)
-                + math.log(math.comb(alpha, ell))
-                + ell * log_q
-                + (alpha - ell) * log_1mq
-                + (ell - 1) * ell * r
+        parts: list[tuple[float, ...]] = [((alpha - 1) * log_1mq, math.log1p((alpha - 1) * rate))]
+        parts.append((math.log(math.comb(alpha, 2)), 2 * log_q, (alpha - 2) * log_1mq, 2 * r))
+        parts.extend(
+            (
+                math.log(3.0),
+                math.log(math.comb(alpha, ell)),
+                ell * log_q,
+                (alpha - ell) * log_1mq,
+                (ell - 1) * ell * r,
             )
-            total = _log_add(total, term)
-        out.append(_round_up(min(total / (alpha - 1), plain)))
+            for ell in range(3, alpha + 1)
+        )
+        total, magnitude = log_sum_exp_bounded(
+            [math.fsum(p) for p in parts], [sum(map(abs, p)) for p in parts]
+        )
+        value, magnitude = total / (alpha - 1), magnitude / (alpha - 1)
+        out.append(round_up(value, magnitude) if value < plain else round_up(plain))
     return tuple(out)
 
 
@@ -226,13 +242,16 @@ def compose_rdp(*curves: Sequence[float]) -> tuple[float, ...]:
     length = len(curves[0])
     if any(len(c) != length for c in curves):
         raise ConfigError("RDP curves to compose must be on the same orders")
-    return tuple(_round_up(math.fsum(values)) for values in zip(*curves, strict=True))
+    return tuple(
+        round_up(math.fsum(values), math.fsum(map(abs, values)))
+        for values in zip(*curves, strict=True)
+    )
 
 
 def scale_rdp(curve: Sequence[float], rounds: int) -> tuple[float, ...]:
     """RDP of ``rounds`` independent repetitions: ``rounds * rdp`` at each order."""
     n = count(rounds, "rounds")
-    return tuple(_round_up(n * value) for value in curve)
+    return tuple(round_up(n * value) for value in curve)
 
 
 def epsilon_from_rdp(
@@ -252,11 +271,16 @@ def epsilon_from_rdp(
     for alpha, value in zip(orders, rdp, strict=True):
         if value < 0:
             raise ConfigError("RDP values must be >= 0")
-        if d * d > -math.expm1(-value) * (1 + _MARGIN):
+        if d * d > round_up(-math.expm1(-value)):
             eps = 0.0  # TV <= sqrt(1 - exp(-KL)) <= delta: (0, delta)-DP
         elif alpha > 1.01:
-            eps = value + math.log1p(-1.0 / alpha) - (math.log(d) + math.log(alpha)) / (alpha - 1)
-            eps = _round_up(eps)
+            parts = (
+                value,
+                math.log1p(-1.0 / alpha),
+                -math.log(d) / (alpha - 1),
+                -math.log(alpha) / (alpha - 1),
+            )
+            eps = round_up(math.fsum(parts), sum(map(abs, parts)))
         else:
             continue
         if eps < best:
@@ -281,11 +305,15 @@ def delta_from_rdp(
     for alpha, value in zip(orders, rdp, strict=True):
         if value < 0:
             raise ConfigError("RDP values must be >= 0")
-        log_delta = 0.5 * math.log1p(-math.exp(-value)) if value > 0 else -math.inf
+        log_delta = round_up(0.5 * math.log1p(-math.exp(-value))) if value > 0 else -math.inf
         if alpha > 1.01:
-            bound = (alpha - 1) * (value - e + math.log1p(-1.0 / alpha)) - math.log(alpha)
-            log_delta = min(log_delta, bound)
-        log_delta = _round_up(log_delta) if log_delta != -math.inf else log_delta
+            parts = (
+                (alpha - 1) * value,
+                -(alpha - 1) * e,
+                (alpha - 1) * math.log1p(-1.0 / alpha),
+                -math.log(alpha),
+            )
+            log_delta = min(log_delta, round_up(math.fsum(parts), sum(map(abs, parts))))
         if log_delta < best:
             best, best_order = log_delta, float(alpha)
     if best == -math.inf:

@@ -27,7 +27,8 @@ functions run the same loops on numpy int64 arrays, many lanes at a time, with r
 Why they are still exact, and why int64 never overflows:
 
 * Bernoulli(n/d) is ``[U < n]`` with ``U`` uniform on ``[0, d)``, drawn exactly by
-  :func:`mpc.dp._csprng.uniform_below` (rejection, no modulo bias).
+  :func:`mpc.dp._csprng.bernoulli_below` (rejection sampling, no modulo bias; the bits of ``U``
+  are drawn lazily, top byte first, which changes how many bytes are read, not ``U``'s law).
 * In Algorithm 1's inner loop all live lanes are at the same iteration ``K``, so the bound
   ``d*K`` of the uniform draw is one Python integer for the whole batch. Every int64 quantity is
   kept below ``_LANE_LIMIT = 2**62`` by a guard checked *before* the arithmetic; a lane that
@@ -39,6 +40,8 @@ Why they are still exact, and why int64 never overflows:
   the other lanes take, so a prefix of the accepted values is i.i.d. from the target.
 * For the discrete Gaussian the vectorised code uses an equivalent form of Algorithm 3 whose
   numbers stay small; see :func:`_gaussian_plan`.
+* The only floats are the estimated acceptance rates that size the next batch; they decide how
+  many independent trials run, never what a trial outputs.
 
 If the parameters themselves are too large for int64 (e.g. ``sigma_sq`` with a 60-bit
 numerator) the vectorised functions fall back to the scalar reference, which is exact but slow;
@@ -351,9 +354,9 @@ def _discrete_gaussian_vec(plan: _GaussianPlan, size: int) -> Int64Array:
 def sample_discrete_gaussian(sigma_sq: RationalLike, size: int) -> Int64Array:
     """``size`` i.i.d. exact draws from ``N_Z(0, sigma_sq)`` as an int64 array.
 
-    ``sigma_sq`` is an int or Fraction (never a float). About 1 s per 10**6 draws on one core
-    when the numerator of ``sigma_sq`` is below ~2**55 (see :func:`sampler_friendly_sigma_sq`);
-    otherwise the exact scalar reference is used, which is ~50x slower.
+    ``sigma_sq`` is an int or Fraction (never a float). About 0.3-0.5 s per 10**6 draws on one
+    core when the numerator of ``sigma_sq`` is below ~2**55 (:func:`sampler_friendly_sigma_sq`
+    guarantees it); otherwise the exact scalar reference is used, which is ~50x slower.
     """
     var = positive_exact(sigma_sq, "sigma_sq")
     n = count(size, "size")
