@@ -53,7 +53,12 @@ class PartyLink(Protocol):
     def agree(self, job_id: str, offers: Sequence[SignedKeyOffer], timeout: float) -> None: ...
 
     def contribute(
-        self, job_id: str, round_id: int, length: int, timeout: float
+        self,
+        job_id: str,
+        round_id: int,
+        length: int,
+        timeout: float,
+        round_input: np.ndarray | None = None,
     ) -> Iterator[tuple[int, RingVector]]: ...
 
     def abort(self, job_id: str, reason: str, timeout: float) -> None: ...
@@ -177,20 +182,11 @@ class JobRunner:
         components = [replace(c, extra=slack) for c in stat.components(spec)]
         check_headroom(components, spec.total_max_rows, spec.frac_bits)
         self._charge(spec, plan)
-        links = [self._links[pid] for pid in spec.party_ids]
+        links = self.start_session(spec, progress, deadline)
         try:
-            progress("setup", "parties check the job and offer signed ephemeral keys", 0.2)
-            offers_by_party = self._each(
-                links, lambda link: link.setup(spec, self._budget(deadline)), deadline
-            )
-            offers = [offers_by_party[pid] for pid in spec.party_ids]
-            progress("keys", "parties verify every signed key and derive pairwise seeds", 0.4)
-            self._each(
-                links, lambda link: link.agree(job_id, offers, self._budget(deadline)), deadline
-            )
             length = stat.output_length(spec)
             progress("round", f"collecting masked shares of {length} words", 0.6)
-            revealed = self._collect_round(spec, links, 0, length, deadline)
+            revealed = self.collect_round(spec, links, 0, length, deadline)
         except BaseException:
             self._abort_all(links, job_id, "job failed")
             raise
@@ -203,6 +199,33 @@ class JobRunner:
         values = stat.finish(spec, decoded)
         noise = _noise_outcome(spec, plan, decoded) if plan else None
         return Outcome(spec, stat.labels(spec), values, _tolerance(spec), noise)
+
+    def start_session(self, spec: JobSpec, progress: Progress, deadline: float) -> list[PartyLink]:
+        """Setup and key agreement with every participant; aborts them all on failure.
+
+        After this, :meth:`collect_round` can run any number of rounds (fresh masks per
+        round) until :meth:`close_session`.
+        """
+        links = [self._links[pid] for pid in spec.party_ids]
+        try:
+            progress("setup", "parties check the job and offer signed ephemeral keys", 0.2)
+            offers_by_party = self._each(
+                links, lambda link: link.setup(spec, self._budget(deadline)), deadline
+            )
+            offers = [offers_by_party[pid] for pid in spec.party_ids]
+            progress("keys", "parties verify every signed key and derive pairwise seeds", 0.4)
+            self._each(
+                links,
+                lambda link: link.agree(spec.job_id, offers, self._budget(deadline)),
+                deadline,
+            )
+        except BaseException:
+            self._abort_all(links, spec.job_id, "job failed")
+            raise
+        return links
+
+    def close_session(self, spec: JobSpec, links: Sequence[PartyLink], reason: str) -> None:
+        self._abort_all(links, spec.job_id, reason)
 
     def _charge(self, spec: JobSpec, plan: NoisePlan | None) -> None:
         budget = self._budgets.get(spec.dataset)
@@ -293,19 +316,29 @@ class JobRunner:
             vector_length=lengths.pop() if wanted_kind == "vector" else 0,
         )
 
-    def _collect_round(
+    def collect_round(
         self,
         spec: JobSpec,
-        links: list[PartyLink],
+        links: Sequence[PartyLink],
         round_id: int,
         length: int,
         deadline: float,
+        round_input: np.ndarray | None = None,
     ) -> RingVector:
+        """One round: every party's masked share, summed; revealed only when all are complete.
+
+        ``round_input`` is public per-round data sent to every party (e.g. the current model
+        of a training job).
+        """
         aggregator = ShareAggregator(spec.party_ids, length)
 
         def pull(link: PartyLink) -> None:
             for offset, words in link.contribute(
-                spec.job_id, round_id, length, max(0.001, deadline - time.monotonic())
+                spec.job_id,
+                round_id,
+                length,
+                max(0.001, deadline - time.monotonic()),
+                round_input,
             ):
                 try:
                     aggregator.add(link.party_id, offset, words)

@@ -27,7 +27,7 @@ from mpc.party.data import DataStore
 from mpc.protocol.schema import ColumnInfo, DatasetInfo
 from mpc.protocol.secure_sum import PartySession, SignedKeyOffer
 from mpc.protocol.spec import JobSpec, NoiseMode, Statistic
-from mpc.ring import RingVector
+from mpc.ring import FloatVector, RingVector
 from mpc.sharing import CHUNK_WORDS, masked_chunks
 from mpc.stats import definition
 from mpc.stats.privacy import NoisePlan, add_noise, plan_noise
@@ -126,12 +126,12 @@ class PartyRuntime:
         log.info("job %s: verified %d key offers", job_id, len(offers))
 
     def contribute(
-        self, job_id: str, round_id: int
+        self, job_id: str, round_id: int, round_input: FloatVector | None = None
     ) -> tuple[int, Iterator[tuple[int, RingVector]]]:
         """Compute the local statistic and return its length and masked chunks in order."""
         session = self._session(job_id)
         spec = session.spec
-        statistic = definition(spec.statistic).local(spec, self._store)
+        statistic = definition(spec.statistic).local(spec, self._store, round_input)
         with self._lock:
             plan = self._plans.get(job_id)
         if plan is not None and plan.distributed:

@@ -42,7 +42,8 @@ class StatisticDef:
     name: Statistic
     output_length: Callable[[JobSpec], int]
     components: Callable[[JobSpec], list[Component]]
-    local: Callable[[JobSpec, LocalData], RingVector]
+    # (spec, the party's data, the round's public input or None) -> encoded statistic
+    local: Callable[[JobSpec, LocalData, FloatVector | None], RingVector]
     finish: Callable[[JobSpec, FloatVector], FloatVector]
     labels: Callable[[JobSpec], list[str]]
 
@@ -62,12 +63,16 @@ def _count_entry(rows: int, frac_bits: int) -> np.uint64:
     return np.uint64(rows << frac_bits)
 
 
-def _sum_local(spec: JobSpec, data: LocalData) -> RingVector:
+def _sum_local(
+    spec: JobSpec, data: LocalData, round_input: FloatVector | None = None
+) -> RingVector:
     sums, _ = _clamped_sums(spec, data)
     return np.array(sums, dtype=np.uint64)
 
 
-def _count_local(spec: JobSpec, data: LocalData) -> RingVector:
+def _count_local(
+    spec: JobSpec, data: LocalData, round_input: FloatVector | None = None
+) -> RingVector:
     table = data.table(spec.dataset, [c.column for c in spec.columns])
     return np.array([_count_entry(table.rows, spec.frac_bits)], dtype=np.uint64)
 
@@ -85,7 +90,9 @@ def _centred_sums(spec: JobSpec, data: LocalData) -> tuple[list[np.uint64], int]
     return sums, table.rows
 
 
-def _mean_local(spec: JobSpec, data: LocalData) -> RingVector:
+def _mean_local(
+    spec: JobSpec, data: LocalData, round_input: FloatVector | None = None
+) -> RingVector:
     sums, rows = (_centred_sums if spec.privacy else _clamped_sums)(spec, data)
     return np.array([*sums, _count_entry(rows, spec.frac_bits)], dtype=np.uint64)
 
@@ -110,7 +117,9 @@ def _mean_finish(spec: JobSpec, revealed: FloatVector) -> FloatVector:
     return np.asarray(revealed[:-1] / count, dtype=np.float64)
 
 
-def _vector_local(spec: JobSpec, data: LocalData) -> RingVector:
+def _vector_local(
+    spec: JobSpec, data: LocalData, round_input: FloatVector | None = None
+) -> RingVector:
     vector = data.vector(spec.dataset)
     if vector.size != spec.vector_length:
         raise QueryError(

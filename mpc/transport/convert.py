@@ -161,6 +161,16 @@ def share_chunks(
         )
 
 
+def floats_to_bytes(values: np.ndarray) -> bytes:
+    return np.ascontiguousarray(values, dtype=_LE_F64).tobytes()
+
+
+def floats_from_bytes(data: bytes) -> np.ndarray:
+    if len(data) % 8:
+        raise ProtocolError("float vector length is not a multiple of 8 bytes")
+    return np.frombuffer(data, dtype=_LE_F64).astype(np.float64)
+
+
 def float_chunks(
     values: np.ndarray, chunk_words: int = CHUNK_WORDS
 ) -> Iterator[common_pb2.VectorChunk]:

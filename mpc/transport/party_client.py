@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 
 import grpc
+import numpy as np
 
 from mpc.errors import MpcError, PartyFailedError, ProtocolError
 from mpc.identity import Identity
@@ -63,12 +64,20 @@ class GrpcPartyLink:
             raise self._fail(exc) from None
 
     def contribute(
-        self, job_id: str, round_id: int, length: int, timeout: float
+        self,
+        job_id: str,
+        round_id: int,
+        length: int,
+        timeout: float,
+        round_input: np.ndarray | None = None,
     ) -> Iterator[tuple[int, RingVector]]:
         """Yield ``(offset, words)`` of the party's masked share, checking every header."""
-        call = self._stub.Contribute(
-            party_pb2.ContributeRequest(job_id=job_id, round=round_id), timeout=timeout
+        request = party_pb2.ContributeRequest(
+            job_id=job_id,
+            round=round_id,
+            round_input=b"" if round_input is None else convert.floats_to_bytes(round_input),
         )
+        call = self._stub.Contribute(request, timeout=timeout)
         try:
             for message in call:
                 if (

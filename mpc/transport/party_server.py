@@ -59,7 +59,10 @@ class PartyServicer(party_pb2_grpc.PartyServicer):  # type: ignore[misc]
         self, request: party_pb2.ContributeRequest, context: grpc.ServicerContext
     ) -> Iterator[party_pb2.ShareChunk]:
         require_role(context, Role.COORDINATOR)
-        length, chunks = self.runtime.contribute(request.job_id, request.round)
+        round_input = (
+            convert.floats_from_bytes(request.round_input) if request.round_input else None
+        )
+        length, chunks = self.runtime.contribute(request.job_id, request.round, round_input)
         yield from convert.share_chunks(
             request.job_id, request.round, self.runtime.party_id, length, chunks
         )

@@ -66,12 +66,14 @@ class AgreeKeysResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class ContributeRequest(_message.Message):
-    __slots__ = ("job_id", "round")
+    __slots__ = ("job_id", "round", "round_input")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
+    ROUND_INPUT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     round: int
-    def __init__(self, job_id: _Optional[str] = ..., round: _Optional[int] = ...) -> None: ...
+    round_input: bytes
+    def __init__(self, job_id: _Optional[str] = ..., round: _Optional[int] = ..., round_input: _Optional[bytes] = ...) -> None: ...
 
 class ShareChunk(_message.Message):
     __slots__ = ("job_id", "round", "party_id", "total_length", "chunk")

@@ -38,9 +38,14 @@ class LocalLink:
         self.runtime.agree(job_id, offers)
 
     def contribute(
-        self, job_id: str, round_id: int, length: int, timeout: float
+        self,
+        job_id: str,
+        round_id: int,
+        length: int,
+        timeout: float,
+        round_input: np.ndarray | None = None,
     ) -> Iterator[tuple[int, RingVector]]:
-        _, chunks = self.runtime.contribute(job_id, round_id)
+        _, chunks = self.runtime.contribute(job_id, round_id, round_input)
         yield from chunks
 
     def abort(self, job_id: str, reason: str, timeout: float) -> None:
@@ -52,9 +57,14 @@ class TruncatingLink(LocalLink):
     """A faulty party whose share is one word short."""
 
     def contribute(
-        self, job_id: str, round_id: int, length: int, timeout: float
+        self,
+        job_id: str,
+        round_id: int,
+        length: int,
+        timeout: float,
+        round_input: np.ndarray | None = None,
     ) -> Iterator[tuple[int, RingVector]]:
-        for offset, chunk in super().contribute(job_id, round_id, length, timeout):
+        for offset, chunk in super().contribute(job_id, round_id, length, timeout, round_input):
             yield offset, chunk[:-1]
 
 
@@ -62,9 +72,14 @@ class PaddingLink(LocalLink):
     """A faulty party whose share is one word too long."""
 
     def contribute(
-        self, job_id: str, round_id: int, length: int, timeout: float
+        self,
+        job_id: str,
+        round_id: int,
+        length: int,
+        timeout: float,
+        round_input: np.ndarray | None = None,
     ) -> Iterator[tuple[int, RingVector]]:
-        for offset, chunk in super().contribute(job_id, round_id, length, timeout):
+        for offset, chunk in super().contribute(job_id, round_id, length, timeout, round_input):
             yield offset, np.append(chunk, np.uint64(7))
 
 
