@@ -166,7 +166,9 @@ class CoordinatorService:
             log.error("job %s: internal error %s", job_id, type(exc).__name__)
         finally:
             # Keep the in-memory log a while so late watchers still see the end, then drop it.
-            threading.Timer(300.0, self._forget, args=(job_id,)).start()
+            timer = threading.Timer(300.0, self._forget, args=(job_id,))
+            timer.daemon = True  # never keeps the process alive at shutdown
+            timer.start()
 
     def _forget(self, job_id: str) -> None:
         with self._lock:
