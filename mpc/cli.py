@@ -13,8 +13,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mpc.errors import ConfigError, InputDataError, MpcError, QueryError
+
+if TYPE_CHECKING:
+    from mpc.ledger import BudgetStatus
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -140,6 +144,9 @@ def cmd_query(args: argparse.Namespace) -> int:
             bounds or None,
             parties=_columns(args.parties) if args.parties else (),
             frac_bits=args.frac_bits,
+            epsilon=args.epsilon,
+            delta=args.delta,
+            noise=args.noise,
             on_event=on_event,
         )
     if show_progress:
@@ -164,6 +171,59 @@ def cmd_query(args: argparse.Namespace) -> int:
                 + (f" saved to {args.out}" if args.out else "")
             )
         print(f"  fixed-point tolerance +/- {result.tolerance:.3g}")
+        if result.privacy is not None:
+            p = result.privacy
+            print(
+                f"  differential privacy: {p.noise} noise, epsilon {p.epsilon:g}, delta "
+                f"{p.delta:g} (spent epsilon {p.epsilon_spent:.4g}, rho {p.rho_spent:.4g})"
+            )
+            for label in p.sigma:
+                print(
+                    f"  {label:<20} noise sigma {p.sigma[label]:.4g}, "
+                    f"95% error bound +/- {p.error_bound_95[label]:.4g}"
+                )
+    return 0
+
+
+def _budget_line(status: BudgetStatus) -> str:
+    spent = f"spent epsilon {status.spent_epsilon:.4g} over {status.charges} job(s)"
+    if status.budget_epsilon is None:
+        return f"  {status.dataset:<16} {spent}; no budget set"
+    return (
+        f"  {status.dataset:<16} {spent} of {status.budget_epsilon:g} (delta "
+        f"{status.budget_delta:g}); remaining {status.remaining_epsilon:.4g} for one query"
+    )
+
+
+def cmd_budget_show(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        mine, parties = client.budgets()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "coordinator": [s.to_json() for s in mine],
+                    "parties": {
+                        p.party_id: {
+                            "reachable": p.reachable,
+                            "error": p.error,
+                            "budgets": [s.to_json() for s in p.budgets],
+                        }
+                        for p in parties
+                    },
+                }
+            )
+        )
+        return 0
+    print("coordinator ledger:")
+    for status in mine or []:
+        print(_budget_line(status))
+    if not mine:
+        print("  (no differentially private job yet, no budget set)")
+    for party in parties:
+        print(f"party {party.party_id}:" + ("" if party.reachable else f" DOWN ({party.error})"))
+        for status in party.budgets:
+            print(_budget_line(status))
     return 0
 
 
@@ -225,6 +285,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_compose(args: argparse.Namespace) -> int:
+    from mpc.compose import ComposeOptions, write_bundle
+
+    bundle = write_bundle(
+        Path(args.out),
+        ComposeOptions(
+            parties=args.parties,
+            rows=args.rows,
+            image=args.image,
+            coordinator_port=args.coordinator_port,
+        ),
+        force=args.force,
+    )
+    if args.json:
+        print(json.dumps(bundle.to_json()))
+    else:
+        print("\n".join(bundle.summary_lines()))
+    return 0
+
+
 # --- parser ------------------------------------------------------------------------------
 
 
@@ -245,6 +325,113 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=300.0, help="seconds to wait for the job (default: 300)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mpc.coordinator.service import JobEvent
+
+    show_progress = not args.json and sys.stderr.isatty()
+
+    def on_event(event: JobEvent) -> None:
+        if show_progress:
+            filled = int(24 * event.progress)
+            bar = "#" * filled + "." * (24 - filled)
+            print(
+                f"\r[{bar}] {event.stage}: {event.message}".ljust(78),
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    features = _columns(args.features) if args.features else []
+    if not args.resume and (not features or not args.label):
+        raise QueryError("train needs --features and --label (or --resume JOB)")
+    with _client(args) as client:
+        result = client.train(
+            args.model,
+            args.dataset or "",
+            features,
+            args.label or "",
+            rounds=args.rounds,
+            lr=args.lr,
+            l2=args.l2,
+            clip=args.clip,
+            batch_rate=args.batch_rate,
+            method=args.method,
+            closed_form=args.closed_form,
+            tol=args.tol,
+            holdout=args.holdout,
+            standardise=args.standardise,
+            bounds=_parse_bounds(args.bounds, [*features, args.label or ""]) or None,
+            parties=_columns([args.parties]) if args.parties else (),
+            epsilon=args.epsilon,
+            delta=args.delta,
+            noise=args.noise,
+            resume=args.resume or "",
+            on_event=on_event,
+        )
+    if show_progress:
+        print(file=sys.stderr)
+    if args.out:
+        Path(args.out).write_text(json.dumps(result.model, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(result.model))
+        return 0
+    model = result.model
+    print(f"{model['model']} regression, job {result.job_id}, {model['rounds']} round(s):")
+    for label, value in zip(result.labels, result.values, strict=True):
+        print(f"  {label:<20} {value:.6g}")
+    curve = result.curve
+    if curve:
+        print(f"  loss {curve[0]['loss']:.6g} (round 1) -> {curve[-1]['loss']:.6g}")
+    for key, value in (result.evaluation or {}).items():
+        if value is not None:
+            print(f"  {key:<20} {value:.6g}")
+    if result.privacy is not None:
+        print(f"  differential privacy: spent epsilon {result.privacy.epsilon_spent:.4g}")
+    if args.out:
+        print(f"  model saved to {args.out}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from mpc.party.data import read_header
+    from mpc.training import predict
+
+    try:
+        model = json.loads(Path(args.model).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputDataError(f"cannot read the model {args.model}: {exc}") from None
+    features = list(model["features"])
+    header = read_header(Path(args.csv))
+    missing = [f for f in features if f not in header]
+    if missing:
+        raise InputDataError(f"{args.csv} lacks the model's features {missing}")
+    table = np.loadtxt(args.csv, delimiter=",", skiprows=1, ndmin=2)
+    x = table[:, [header.index(f) for f in features]]
+    predicted, probability = predict(model, x)
+    if args.out:
+        out = np.column_stack([predicted] + ([] if probability is None else [probability]))
+        names = "prediction" + ("" if probability is None else ",probability")
+        np.savetxt(args.out, out, delimiter=",", header=names, comments="", fmt="%.10g")
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "predictions": predicted.tolist(),
+                    "probabilities": None if probability is None else probability.tolist(),
+                }
+            )
+        )
+    elif not args.out:
+        for i, value in enumerate(predicted):
+            extra = "" if probability is None else f" {probability[i]:.6g}"
+            print(f"{value:.10g}{extra}")
+    else:
+        print(f"wrote {predicted.size} predictions to {args.out}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,12 +503,37 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--parties", help="comma-separated subset of parties (default: all)")
     query.add_argument("--frac-bits", type=int, help="fixed-point fractional bits (default 16)")
     query.add_argument("--out", help="save the values as a .npy file (vector results)")
+    query.add_argument(
+        "--epsilon", type=float, help="differential privacy: add calibrated noise for this epsilon"
+    )
+    query.add_argument(
+        "--delta",
+        type=float,
+        default=1e-6,
+        help="DP delta (default 1e-6; 0 = pure epsilon-DP, central noise only)",
+    )
+    query.add_argument(
+        "--noise",
+        choices=["distributed", "central"],
+        default="distributed",
+        help="who adds the noise: every party before masking (distributed, "
+        "default: nobody sees the exact result) or the coordinator (central)",
+    )
     _add_client_options(query)
     query.set_defaults(func=cmd_query)
 
     parties = sub.add_parser("parties", help="list parties and their public dataset schemas")
     _add_client_options(parties)
     parties.set_defaults(func=cmd_parties)
+
+    budget = sub.add_parser("budget", help="privacy budgets").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    show = budget.add_parser(
+        "show", help="spent and remaining privacy budget per dataset, coordinator and parties"
+    )
+    _add_client_options(show)
+    show.set_defaults(func=cmd_budget_show)
 
     health = sub.add_parser("health", help="check a party or coordinator via gRPC health")
     health.add_argument(
@@ -345,6 +557,67 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", metavar="DIR", help="keep certificates, data and logs in DIR")
     demo.add_argument("--json", action="store_true", help="print one JSON object")
     demo.set_defaults(func=cmd_demo)
+
+    compose = sub.add_parser(
+        "compose",
+        help="write an N-party Docker deployment (docker-compose)",
+        description="Write everything for a Docker deployment into --out: certificates, a "
+        "config per container, synthetic health records per party and a compose.yaml for "
+        "docker-compose. Parties are a, b, c, ... on an internal network; the coordinator "
+        "publishes its port on 127.0.0.1 only. Prints the commands to run next.",
+    )
+    compose.add_argument("--parties", type=int, default=3, help="number of parties (2-26)")
+    compose.add_argument("--out", required=True, metavar="DIR", help="folder to write")
+    compose.add_argument("--rows", type=int, default=1000, help="rows per party (default 1000)")
+    compose.add_argument("--image", default="mpc:dev", help="image to run (default mpc:dev)")
+    compose.add_argument(
+        "--coordinator-port",
+        type=int,
+        default=50050,
+        metavar="PORT",
+        help="port published on 127.0.0.1 for clients (default 50050)",
+    )
+    compose.add_argument(
+        "--force", action="store_true", help="replace a bundle in a non-empty --out (new CA)"
+    )
+    compose.add_argument("--json", action="store_true", help="print one JSON object")
+    compose.set_defaults(func=cmd_compose)
+    train = sub.add_parser(
+        "train",
+        help="train a linear or logistic regression model over the parties' rows",
+        description="Secure training over rounds: every round only the sum of clipped "
+        "per-example gradients over all parties is revealed. See README 'Training'.",
+    )
+    train.add_argument("model", choices=["linear", "logistic"])
+    train.add_argument("--dataset")
+    train.add_argument("--features", action="append", default=[], help="comma-separated")
+    train.add_argument("--label")
+    train.add_argument("--rounds", type=int, default=20, help="model updates (default 20)")
+    train.add_argument("--lr", type=float, default=0.5, help="learning rate (default 0.5)")
+    train.add_argument("--l2", type=float, default=0.0, help="ridge penalty (default 0)")
+    train.add_argument("--clip", type=float, default=0.0, help="per-example gradient L2 clip")
+    train.add_argument("--batch-rate", type=float, default=0.0, help="Poisson sampling rate")
+    train.add_argument("--method", choices=["gd", "newton"], default="gd")
+    train.add_argument("--closed-form", action="store_true", help="one-round ridge (linear)")
+    train.add_argument("--tol", type=float, default=0.0, help="stop at this gradient norm")
+    train.add_argument("--holdout", type=float, default=0.0, help="hold-out fraction of rows")
+    train.add_argument("--standardise", choices=["secure", "bounds", "none"])
+    train.add_argument("--bounds", action="append", default=[], metavar="[COLUMN=]LO:HI")
+    train.add_argument("--parties", help="comma-separated subset of parties (default: all)")
+    train.add_argument("--epsilon", type=float, help="differentially private training")
+    train.add_argument("--delta", type=float, default=1e-6)
+    train.add_argument("--noise", choices=["distributed", "central"], default="distributed")
+    train.add_argument("--resume", metavar="JOB", help="continue a failed training job")
+    train.add_argument("--out", help="write the model as JSON to this file")
+    _add_client_options(train)
+    train.set_defaults(func=cmd_train)
+
+    predict = sub.add_parser("predict", help="apply a model file to a CSV, locally")
+    predict.add_argument("--model", required=True, help="model JSON from mpc train --out")
+    predict.add_argument("--csv", required=True, help="CSV with a header naming the features")
+    predict.add_argument("--out", help="write predictions (and probabilities) as CSV")
+    predict.add_argument("--json", action="store_true", help="print one JSON object")
+    predict.set_defaults(func=cmd_predict)
     return parser
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ class QueryResult:
     frac_bits: int
     bounds: tuple[ColumnBound, ...]
     privacy: PrivacyReport | None = None
+    model: dict[str, object] | None = None  # training jobs: the model (see TrainResult)
 
     def as_dict(self) -> dict[str, float]:
         if len(self.labels) != self.values.size:
@@ -98,6 +100,26 @@ class QueryResult:
         data["length"] = int(self.values.size)
         data["privacy"] = self.privacy.to_json() if self.privacy else None
         return data
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A trained model: ``model`` is the JSON object ``mpc train --out`` writes."""
+
+    job_id: str
+    model: dict[str, object]
+    labels: tuple[str, ...]  # "intercept", then the features
+    values: np.ndarray  # intercept and coefficients on the original feature scale
+    privacy: PrivacyReport | None = None
+
+    @property
+    def curve(self) -> list[dict[str, float]]:
+        curve: list[dict[str, float]] = list(self.model.get("curve") or [])  # type: ignore[call-overload]
+        return curve
+
+    @property
+    def evaluation(self) -> dict[str, float | None] | None:
+        return self.model.get("evaluation")  # type: ignore[return-value]
 
 
 def _bounds_list(columns: Sequence[str], bounds: Bounds) -> list[ColumnBound]:
@@ -208,6 +230,81 @@ class Client:
                 on_event(event)
         return self.result(job_id)
 
+    def train(
+        self,
+        model: str,
+        dataset: str,
+        features: Sequence[str],
+        label: str,
+        *,
+        rounds: int = 20,
+        lr: float = 0.5,
+        l2: float = 0.0,
+        clip: float = 0.0,
+        batch_rate: float = 0.0,
+        method: str = "gd",
+        closed_form: bool = False,
+        tol: float = 0.0,
+        holdout: float = 0.0,
+        standardise: str | None = None,
+        bounds: Bounds = None,
+        parties: Sequence[str] = (),
+        frac_bits: int | None = None,
+        epsilon: float | None = None,
+        delta: float = 1e-6,
+        noise: str = "distributed",
+        resume: str = "",
+        on_event: Callable[[JobEvent], None] | None = None,
+    ) -> TrainResult:
+        """Train a linear or logistic regression model over the parties' rows (or raise).
+
+        Standardisation defaults to secure moments over all parties, or the declared bounds
+        with ``epsilon`` (data-independent, so it does not leak). ``resume`` continues a failed
+        training job from its last completed round.
+        """
+        if epsilon is None:
+            noise, delta = "none", 0.0
+        columns = [*features, label]
+        training = common_pb2.TrainingSpec(
+            model=model,
+            label=label,
+            rounds=1 if closed_form else rounds,
+            lr=lr,
+            l2=l2,
+            clip=clip,
+            batch_rate=batch_rate,
+            method="closed_form" if closed_form else method,
+            tol=tol,
+            holdout=holdout,
+            standardise=standardise or ("bounds" if epsilon is not None else "secure"),
+        )
+        query = coordinator_pb2.Query(
+            statistic=Statistic.TRAIN.value,
+            dataset=dataset,
+            columns=columns,
+            bounds=[
+                common_pb2.ColumnBounds(column=b.column, lo=b.lo, hi=b.hi)
+                for b in _bounds_list(columns, bounds)
+            ],
+            frac_bits=frac_bits or 0,
+            parties=list(parties),
+            noise=noise,
+            epsilon=epsilon or 0.0,
+            delta=delta,
+            training=training,
+            resume_from=resume,
+        )
+        job_id = self.submit(query)
+        for event in self.watch(job_id):
+            if on_event is not None:
+                on_event(event)
+        result = self.result(job_id)
+        if result.model is None:
+            raise ProtocolError(f"job {job_id} returned no model")
+        return TrainResult(
+            result.job_id, result.model, result.labels, result.values, result.privacy
+        )
+
     def submit(self, query: coordinator_pb2.Query) -> str:
         try:
             response = self._stub.SubmitJob(
@@ -275,6 +372,7 @@ class Client:
             )
             if header.HasField("privacy")
             else None,
+            model=json.loads(header.model_json) if header.model_json else None,
         )
 
     def budgets(self) -> tuple[list[BudgetStatus], list[PartyBudgets]]:
@@ -317,4 +415,12 @@ class Client:
         ]
 
 
-__all__ = ["BudgetStatus", "Client", "MpcError", "PartyBudgets", "PrivacyReport", "QueryResult"]
+__all__ = [
+    "BudgetStatus",
+    "Client",
+    "MpcError",
+    "PartyBudgets",
+    "PrivacyReport",
+    "QueryResult",
+    "TrainResult",
+]

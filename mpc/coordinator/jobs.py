@@ -32,8 +32,10 @@ from mpc.protocol.spec import (
     Participant,
     PrivacySpec,
     Statistic,
+    TrainingSpec,
     check_bounds,
     validate_privacy,
+    validate_training,
 )
 from mpc.ring import DEFAULT_FRAC_BITS, RingVector, check_headroom, decode, resolution
 from mpc.stats import definition
@@ -79,8 +81,23 @@ class Query:
     noise: NoiseMode = NoiseMode.NONE
     epsilon: float = 0.0
     delta: float = 0.0
+    #: Training jobs (statistic ``train``): columns are the features then the label.
+    training: TrainingSpec | None = None
+    #: Continue the training job with this id from its last completed round.
+    resume_from: str = ""
 
     def validate(self) -> None:
+        if self.resume_from and self.statistic is Statistic.TRAIN:
+            return  # the service continues the stored query of that job
+        if (self.statistic is Statistic.TRAIN) != (self.training is not None):
+            raise QueryError("training parameters go with a training job, and only with it")
+        if self.training is not None:
+            privacy = PrivacySpec(self.noise, self.epsilon, self.delta, 0)
+            validate_training(
+                self.training,
+                list(self.columns),
+                privacy if self.noise is not NoiseMode.NONE else None,
+            )
         if self.noise is not NoiseMode.NONE:
             # Structural checks only; colluders are checked once the roster is known.
             validate_privacy(
@@ -109,7 +126,36 @@ class Query:
             "noise": self.noise.value,
             "epsilon": self.epsilon,
             "delta": self.delta,
+            **({} if self.training is None else {"training": _training_json(self.training)}),
+            **({"resume_from": self.resume_from} if self.resume_from else {}),
         }
+
+
+def query_from_json(data: dict[str, object]) -> Query:
+    """Inverse of :meth:`Query.to_json` (job records, resumed training)."""
+    bounds = data.get("bounds") or {}
+    assert isinstance(bounds, dict)
+    training = data.get("training")
+    return Query(
+        statistic=Statistic(str(data["statistic"])),
+        dataset=str(data["dataset"]),
+        columns=tuple(data.get("columns") or ()),  # type: ignore[arg-type]
+        bounds=tuple(ColumnBound(c, lo, hi) for c, (lo, hi) in bounds.items()),
+        frac_bits=data.get("frac_bits"),  # type: ignore[arg-type]
+        parties=tuple(data.get("parties") or ()),  # type: ignore[arg-type]
+        noise=NoiseMode(str(data.get("noise") or "none")),
+        epsilon=float(data.get("epsilon") or 0.0),  # type: ignore[arg-type]
+        delta=float(data.get("delta") or 0.0),  # type: ignore[arg-type]
+        training=TrainingSpec(**training) if isinstance(training, dict) else None,
+        resume_from=str(data.get("resume_from") or ""),
+    )
+
+
+def _training_json(training: TrainingSpec) -> dict[str, object]:
+    out: dict[str, object] = dict(training.__dict__)
+    for key in ("model", "method", "standardise"):
+        out[key] = getattr(training, key).value
+    return out
 
 
 @dataclass(frozen=True)
@@ -314,6 +360,7 @@ class JobRunner:
                 Participant(pid, datasets[pid].max_rows) for pid in sorted(datasets)
             ),
             vector_length=lengths.pop() if wanted_kind == "vector" else 0,
+            training=query.training,
         )
 
     def collect_round(

@@ -12,11 +12,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from mpc.config import BudgetConfig
-from mpc.coordinator.jobs import JobRunner, PartyLink, Query
+from mpc.coordinator.jobs import JobRunner, PartyLink, Progress, Query, query_from_json
 from mpc.coordinator.store import JobRecord, JobState, JobStore
+from mpc.coordinator.training import TrainState, resume_query, train
 from mpc.errors import MpcError, QueryError
 from mpc.ledger import BudgetStatus, Ledger
 from mpc.protocol.schema import DatasetInfo
+from mpc.protocol.spec import Statistic
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,9 @@ class CoordinatorService:
             self._emit(job_id, JobState.RUNNING, stage, message, fraction)
 
         try:
+            if query.statistic is Statistic.TRAIN:
+                self._train(job_id, query, progress)
+                return
             outcome = self._runner.run(job_id, query, progress)
             self._store.set_spec(
                 job_id, json.loads(outcome.spec.canonical()), list(outcome.spec.party_ids)
@@ -169,6 +174,41 @@ class CoordinatorService:
             timer = threading.Timer(300.0, self._forget, args=(job_id,))
             timer.daemon = True  # never keeps the process alive at shutdown
             timer.start()
+
+    def _train(self, job_id: str, query: Query, progress: Progress) -> None:
+        """A training job; every completed round's model is persisted for --resume."""
+        resume = None
+        if query.resume_from:
+            old = self.record(query.resume_from)
+            state = self._store.last_round(query.resume_from)
+            if old.state is not JobState.FAILED or state is None:
+                raise QueryError(
+                    f"job {query.resume_from} cannot be resumed: only a failed training job "
+                    "with at least one completed round can"
+                )
+            resume = TrainState.from_json(state)
+            query = resume_query(query_from_json(old.query), resume, query.resume_from)
+
+        def checkpoint(state: TrainState) -> None:
+            self._store.save_round(job_id, state.round, state.to_json())
+
+        outcome = train(self._runner, job_id, query, progress, checkpoint, resume)
+        self._store.set_spec(
+            job_id, json.loads(outcome.spec.canonical()), list(outcome.spec.party_ids)
+        )
+        self._store.set_model(job_id, outcome.model)
+        self._store.succeed(
+            job_id,
+            outcome.labels,
+            outcome.values,
+            outcome.tolerance,
+            outcome.noise.to_json() if outcome.noise else None,
+        )
+        self._emit(job_id, JobState.SUCCEEDED, "done", "model trained", 1.0)
+        log.info("job %s: trained with %d parties", job_id, len(outcome.spec.party_ids))
+
+    def model(self, job_id: str) -> dict[str, object] | None:
+        return self._store.model(job_id)
 
     def _forget(self, job_id: str) -> None:
         with self._lock:

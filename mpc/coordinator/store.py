@@ -71,6 +71,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     privacy      TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+CREATE TABLE IF NOT EXISTS training_rounds (
+    job_id     TEXT NOT NULL,
+    round      INTEGER NOT NULL,
+    state      TEXT NOT NULL,
+    PRIMARY KEY (job_id, round)
+);
 """
 
 
@@ -86,6 +92,9 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if "model" not in columns:  # databases from before training jobs
+                self._db.execute("ALTER TABLE jobs ADD COLUMN model TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -158,6 +167,31 @@ class JobStore:
                 "UPDATE jobs SET state=?, error=?, finished_at=? WHERE job_id=?",
                 (JobState.FAILED, error, time.time(), job_id),
             )
+
+    def save_round(self, job_id: str, round_no: int, state: dict[str, object]) -> None:
+        """Persist the model after a completed training round (durable before the next)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO training_rounds VALUES (?, ?, ?)",
+                (job_id, round_no, json.dumps(state)),
+            )
+
+    def last_round(self, job_id: str) -> dict[str, object] | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT state FROM training_rounds WHERE job_id=? ORDER BY round DESC LIMIT 1",
+                (job_id,),
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_model(self, job_id: str, model: dict[str, object]) -> None:
+        with self._lock:
+            self._db.execute("UPDATE jobs SET model=? WHERE job_id=?", (json.dumps(model), job_id))
+
+    def model(self, job_id: str) -> dict[str, object] | None:
+        with self._lock:
+            row = self._db.execute("SELECT model FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:

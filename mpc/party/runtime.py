@@ -51,6 +51,7 @@ class PartyRuntime:
         self._store = DataStore(config.datasets)
         self._ledger = Ledger(config.ledger) if config.ledger is not None else None
         self._plans: dict[str, NoisePlan] = {}
+        self._train_rounds: dict[str, int] = {}
         self._sessions: dict[str, tuple[float, PartySession]] = {}
         self._lock = threading.Lock()
 
@@ -131,6 +132,16 @@ class PartyRuntime:
         """Compute the local statistic and return its length and masked chunks in order."""
         session = self._session(job_id)
         spec = session.spec
+        if spec.training is not None and spec.privacy is not None:
+            # The ledger was charged for exactly `rounds` noised rounds: refuse any more.
+            with self._lock:
+                used = self._train_rounds.get(job_id, 0)
+                if used >= spec.training.rounds:
+                    raise PrivacyBudgetError(
+                        f"job {job_id}: all {spec.training.rounds} charged training rounds "
+                        "were already contributed"
+                    )
+                self._train_rounds[job_id] = used + 1
         statistic = definition(spec.statistic).local(spec, self._store, round_input)
         with self._lock:
             plan = self._plans.get(job_id)
@@ -147,6 +158,7 @@ class PartyRuntime:
         with self._lock:
             entry = self._sessions.pop(job_id, None)
             self._plans.pop(job_id, None)
+            self._train_rounds.pop(job_id, None)
         if entry:
             entry[1].close()
             log.info("job %s: closed", job_id)

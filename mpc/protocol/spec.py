@@ -29,6 +29,7 @@ class Statistic(StrEnum):
     COUNT = "count"
     MEAN = "mean"
     VECTOR_SUM = "vector_sum"
+    TRAIN = "train"  # one round of a training job (see TrainingSpec and mpc.training)
 
 
 class NoiseMode(StrEnum):
@@ -38,7 +39,60 @@ class NoiseMode(StrEnum):
 
 
 #: Statistics with a record-level sensitivity, so DP noise can be calibrated for them.
-DP_STATISTICS = frozenset({Statistic.SUM, Statistic.COUNT, Statistic.MEAN})
+DP_STATISTICS = frozenset({Statistic.SUM, Statistic.COUNT, Statistic.MEAN, Statistic.TRAIN})
+
+
+class Model(StrEnum):
+    LINEAR = "linear"
+    LOGISTIC = "logistic"
+
+
+class Method(StrEnum):
+    GD = "gd"  # gradient descent on clipped per-example gradients
+    NEWTON = "newton"  # Newton/IRLS: gradient and Hessian upper triangle every round
+    CLOSED_FORM = "closed_form"  # ridge linear regression from one secure Gram matrix
+
+
+class Standardise(StrEnum):
+    SECURE = "secure"  # means/variances from a secure sum over all parties (round 0)
+    BOUNDS = "bounds"  # data-independent: (x - (lo+hi)/2) / ((hi-lo)/2) from declared bounds
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """A training job over rounds (``statistic == train``); part of the signed spec.
+
+    The job's columns are the features followed by the label (last). ``clip`` bounds the L2
+    norm of every per-example gradient (0: the safety clip ``mpc.training.SAFETY_CLIP``);
+    ``batch_rate`` > 0 samples rows per round (Poisson, CSPRNG) at every party; ``rounds``
+    counts model updates in this job (a resumed job counts only the rounds it still runs,
+    starting at ``start_round``).
+    """
+
+    model: Model
+    label: str
+    rounds: int
+    lr: float = 0.5
+    l2: float = 0.0
+    clip: float = 0.0
+    batch_rate: float = 0.0
+    method: Method = Method.GD
+    tol: float = 0.0
+    holdout: float = 0.0
+    standardise: Standardise = Standardise.SECURE
+    start_round: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "l2", "clip", "batch_rate", "tol", "holdout"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        for name, kind in (("model", Model), ("method", Method), ("standardise", Standardise)):
+            try:
+                object.__setattr__(self, name, kind(getattr(self, name)))
+            except ValueError:
+                known = ", ".join(k.value for k in kind)
+                value = getattr(self, name)
+                raise QueryError(f"unknown {name} {value!r} (known: {known})") from None
 
 
 @dataclass(frozen=True)
@@ -93,6 +147,7 @@ class JobSpec:
     vector_length: int = 0
     privacy: PrivacySpec | None = None
     protocol_version: int = PROTOCOL_VERSION
+    training: TrainingSpec | None = None
     _digest: bytes = field(default=b"", compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -119,6 +174,11 @@ class JobSpec:
         data["statistic"] = self.statistic.value
         if self.privacy is not None:
             data["privacy"]["noise"] = self.privacy.noise.value
+        if self.training is None:
+            data.pop("training")  # digests of non-training jobs are unchanged
+        else:
+            for key in ("model", "method", "standardise"):
+                data["training"][key] = getattr(self.training, key).value
         return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
     def digest(self) -> bytes:
@@ -161,6 +221,10 @@ def validate_spec(spec: JobSpec) -> None:
         raise QueryError("vector_length is only for vector_sum")
     if spec.privacy is not None:
         validate_privacy(spec.privacy, spec.statistic, len(spec.participants))
+    if (spec.statistic is Statistic.TRAIN) != (spec.training is not None):
+        raise QueryError("a training spec goes with statistic 'train', and only with it")
+    if spec.training is not None:
+        validate_training(spec.training, names, spec.privacy)
     ids = [p.party_id for p in spec.participants]
     if len(ids) < 2:
         raise QueryError("a job needs at least two participating parties")
@@ -200,16 +264,72 @@ def validate_privacy(privacy: PrivacySpec, statistic: Statistic, parties: int) -
             )
 
 
+def validate_training(
+    training: TrainingSpec, columns: list[str], privacy: PrivacySpec | None
+) -> None:
+    """Refuse training parameters that cannot be honoured (structural checks only)."""
+    if not isinstance(training.model, Model):
+        raise QueryError(f"unknown model {training.model!r} (linear or logistic)")
+    if not isinstance(training.method, Method):
+        raise QueryError(f"unknown method {training.method!r} (gd, newton or closed_form)")
+    if not isinstance(training.standardise, Standardise):
+        raise QueryError(f"unknown standardisation {training.standardise!r}")
+    if len(columns) < 2 or columns[-1] != training.label:
+        raise QueryError("a training job needs feature columns followed by its label column")
+    if training.label in columns[:-1]:
+        raise QueryError(f"the label {training.label!r} is also listed as a feature")
+    if not 1 <= training.rounds <= 100_000:
+        raise QueryError("rounds must be between 1 and 100000")
+    if not 0 <= training.start_round <= 1_000_000:
+        raise QueryError("start_round must be between 0 and 1000000")
+    numbers = {
+        "lr": training.lr,
+        "l2": training.l2,
+        "clip": training.clip,
+        "batch_rate": training.batch_rate,
+        "tol": training.tol,
+        "holdout": training.holdout,
+    }
+    for name, value in numbers.items():
+        if not (math.isfinite(value) and value >= 0):
+            raise QueryError(f"{name} must be a non-negative finite number")
+    if training.lr <= 0:
+        raise QueryError("lr must be positive")
+    if training.batch_rate > 1:
+        raise QueryError("batch_rate must be in (0, 1] (0: every row every round)")
+    if training.holdout >= 1:
+        raise QueryError("holdout must be in [0, 1)")
+    if training.method is Method.CLOSED_FORM and training.model is not Model.LINEAR:
+        raise QueryError("the closed form is for linear regression only")
+    if training.method is Method.CLOSED_FORM and training.batch_rate:
+        raise QueryError("the closed form uses every row: drop batch_rate")
+    if privacy is not None:
+        if training.method is not Method.GD:
+            raise QueryError("differentially private training uses gradient descent (method gd)")
+        if training.standardise is Standardise.SECURE:
+            raise QueryError(
+                "differentially private training cannot standardise with secure moments "
+                "(they would be released without noise): use standardise 'bounds'"
+            )
+        if training.clip <= 0:
+            raise QueryError("differentially private training needs a clip norm (--clip)")
+
+
 __all__ = [
     "DP_STATISTICS",
     "PROTOCOL_VERSION",
     "ColumnBound",
     "JobSpec",
+    "Method",
+    "Model",
     "NoiseMode",
     "Participant",
     "PrivacySpec",
+    "Standardise",
     "Statistic",
+    "TrainingSpec",
     "check_bounds",
     "validate_privacy",
     "validate_spec",
+    "validate_training",
 ]

@@ -20,6 +20,10 @@ from mpc import dp
 from mpc.errors import QueryError
 from mpc.protocol.spec import JobSpec, Statistic
 from mpc.ring import Component, FloatVector, RingVector, encode
+from mpc.training import components as _train_components
+from mpc.training import shape as _train_shape
+from mpc.training import step_length as _train_step_length
+from mpc.training import train_local as _train_local
 
 
 class LocalData(Protocol):
@@ -175,6 +179,17 @@ REGISTRY: dict[Statistic, StatisticDef] = {
         local=_vector_local,
         finish=_identity,
         labels=lambda spec: ["value"],
+    ),
+    # A training job: one vector per round, its kind set by the public round input
+    # (mpc.training). The nominal length is a gradient step's; the coordinator passes each
+    # round's length to collect_round.
+    Statistic.TRAIN: StatisticDef(
+        name=Statistic.TRAIN,
+        output_length=_train_step_length,
+        components=_train_components,
+        local=_train_local,
+        finish=_identity,
+        labels=lambda spec: ["intercept", *(b.column for b in _train_shape(spec).features)],
     ),
 }
 

@@ -35,7 +35,14 @@ import numpy as np
 from mpc import dp
 from mpc.dp.accountant import units_up
 from mpc.errors import QueryError
-from mpc.protocol.spec import ColumnBound, JobSpec, NoiseMode, PrivacySpec, Statistic
+from mpc.protocol.spec import (
+    ColumnBound,
+    JobSpec,
+    NoiseMode,
+    PrivacySpec,
+    Statistic,
+    TrainingSpec,
+)
 from mpc.ring import RingVector
 
 #: Headroom slack for noise: P(|Z| > 40 sigma) < 2 exp(-800), far below any failure we model.
@@ -144,6 +151,10 @@ def plan_noise(spec: JobSpec) -> NoisePlan | None:
     """The noise plan of a DP job, or None for a job without privacy."""
     if spec.privacy is None:
         return None
+    if spec.training is not None:
+        return _plan_training(
+            spec.columns, spec.frac_bits, len(spec.participants), spec.privacy, spec.training
+        )
     # The plan depends only on public parameters, not on the job id or who takes part: cache
     # it (calibration searches take milliseconds, and every party and the coordinator plan).
     return _plan(spec.statistic, spec.columns, spec.frac_bits, len(spec.participants), spec.privacy)
@@ -199,6 +210,107 @@ def _plan(
         groups.append(NoiseGroup(name, start, stop, l2, sigma_p_sq))
         cost = cost + group_cost
     return NoisePlan(privacy, tuple(groups), n, cost)
+
+
+#: zCDP budget split of one training round: clipped gradient sum, row count, loss sum.
+TRAIN_SHARES = (Fraction(8, 10), Fraction(1, 10), Fraction(1, 10))
+
+
+def _calibrate(
+    name: str,
+    start: int,
+    stop: int,
+    l2: int,
+    l1: int,
+    target: Fraction,
+    privacy: PrivacySpec,
+    n: int,
+) -> tuple[NoiseGroup, dp.PrivacyCost]:
+    """One Gaussian group at zCDP ``target`` (central or distributed, as in :func:`_plan`)."""
+    if privacy.noise is NoiseMode.CENTRAL:
+        sigma_sq = dp.sigma_sq_for_rho(l2, target)
+        return NoiseGroup(name, start, stop, l2, sigma_sq), dp.PrivacyCost.discrete_gaussian(
+            l2, sigma_sq
+        )
+    honest = dp.honest_noise_shares(n, privacy.colluders)
+    sigma_sq = dp.sigma_sq_for_rho(l2, target * Fraction(999_999, 1_000_000))
+    sigma_p_sq = dp.distributed_sigma_sq(sigma_sq, n, privacy.colluders)
+    cost = dp.PrivacyCost.distributed_discrete_gaussian(
+        l2, sigma_p_sq, honest, l1_sensitivity=l1, dim=stop - start
+    )
+    for _ in range(64):
+        if cost.rho_units <= units_up(target):
+            break
+        sigma_p_sq = dp.distributed_sigma_sq(sigma_p_sq * Fraction(101, 100), 1, 0)
+        cost = dp.PrivacyCost.distributed_discrete_gaussian(
+            l2, sigma_p_sq, honest, l1_sensitivity=l1, dim=stop - start
+        )
+    return NoiseGroup(name, start, stop, l2, sigma_p_sq), cost
+
+
+@functools.lru_cache(maxsize=128)
+def _plan_training(
+    columns: tuple[ColumnBound, ...],
+    frac_bits: int,
+    n: int,
+    privacy: PrivacySpec,
+    training: TrainingSpec,
+) -> NoisePlan:
+    """Every gradient round of a training job noised alike; the cost is all its rounds.
+
+    Sensitivities per round (add/remove one row, enforced by every honest party): the sum of
+    per-example gradients clipped to norm C before encoding, ``ceil(C 2^f + sqrt(p)/2)``
+    (:func:`mpc.dp.clipped_sum_sensitivity` with the rounding slack); the count ``2^f``; the
+    loss sum, losses clamped to ``[0, DP_LOSS_BOUND]``. Full-batch rounds compose in zCDP
+    (``rounds x rho_round``); Poisson-subsampled rounds (``batch_rate = q``) are charged as an
+    RDP curve (:meth:`mpc.dp.PrivacyCost.poisson_subsampled`), rho_round chosen by bisection so
+    that the whole run meets (epsilon, delta).
+    """
+    from mpc.training import DP_LOSS_BOUND
+
+    if privacy.delta == 0:
+        raise QueryError("differentially private training needs delta > 0 (discrete Gaussian)")
+    p = len(columns)  # d features + intercept
+    f = frac_bits
+    g_l2 = dp.clipped_sum_sensitivity(_exact(training.clip), f, dim=p)
+    g_l1 = g_l2 * (isqrt(p - 1) + 1)
+    one = dp.count_sensitivity(f)
+    loss = dp.sum_sensitivity(Fraction(0), _exact(DP_LOSS_BOUND), f)
+    rho_total = dp.rho_for_epsilon(privacy.epsilon, privacy.delta)
+
+    def round_plan(rho_round: Fraction) -> tuple[list[NoiseGroup], dp.PrivacyCost]:
+        groups, cost = [], dp.PrivacyCost()
+        spec_groups = (
+            ("gradient", 0, p, g_l2, g_l1),
+            ("count", p, p + 1, one, one),
+            ("loss", p + 1, p + 2, loss, loss),
+        )
+        for (name, start, stop, l2, l1), share in zip(spec_groups, TRAIN_SHARES, strict=True):
+            group, group_cost = _calibrate(name, start, stop, l2, l1, rho_round * share, privacy, n)
+            groups.append(group)
+            cost = cost + group_cost
+        return groups, cost
+
+    rounds = training.rounds
+    q = training.batch_rate
+    if not 0 < q < 1:
+        groups, per_round = round_plan(rho_total / rounds)
+        total = dp.PrivacyCost(rho_units=per_round.rho_units * rounds)
+        return NoisePlan(privacy, tuple(groups), n, total)
+
+    def run_cost(rho_round: Fraction) -> dp.PrivacyCost:
+        return dp.PrivacyCost.poisson_subsampled(q, rho_round, rounds)
+
+    lo: Fraction = rho_total / rounds
+    hi: Fraction = Fraction(4) * rho_total / (Fraction(q) * Fraction(q) * rounds)
+    for _ in range(40):
+        mid = Fraction(float((lo + hi) / 2))  # keep the fractions short
+        if run_cost(mid).epsilon(privacy.delta) <= privacy.epsilon:
+            lo = mid
+        else:
+            hi = mid
+    groups, per_round = round_plan(lo)
+    return NoisePlan(privacy, tuple(groups), n, run_cost(per_round.rho))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from mpc.protocol.spec import (
     Participant,
     PrivacySpec,
     Statistic,
+    TrainingSpec,
 )
 from mpc.ring import RingVector
 from mpc.sharing import CHUNK_WORDS
@@ -58,6 +59,41 @@ def spec_to_proto(spec: JobSpec) -> common_pb2.JobSpec:
             delta=spec.privacy.delta,
             colluders=spec.privacy.colluders,
         ),
+        training=None if spec.training is None else training_to_proto(spec.training),
+    )
+
+
+def training_to_proto(training: TrainingSpec) -> common_pb2.TrainingSpec:
+    return common_pb2.TrainingSpec(
+        model=training.model.value,
+        label=training.label,
+        rounds=training.rounds,
+        lr=training.lr,
+        l2=training.l2,
+        clip=training.clip,
+        batch_rate=training.batch_rate,
+        method=training.method.value,
+        tol=training.tol,
+        holdout=training.holdout,
+        standardise=training.standardise.value,
+        start_round=training.start_round,
+    )
+
+
+def training_from_proto(message: common_pb2.TrainingSpec) -> TrainingSpec:
+    return TrainingSpec(
+        model=message.model,  # type: ignore[arg-type]  # checked in TrainingSpec
+        label=message.label,
+        rounds=message.rounds,
+        lr=message.lr,
+        l2=message.l2,
+        clip=message.clip,
+        batch_rate=message.batch_rate,
+        method=message.method or "gd",  # type: ignore[arg-type]
+        tol=message.tol,
+        holdout=message.holdout,
+        standardise=message.standardise or "secure",  # type: ignore[arg-type]
+        start_round=message.start_round,
     )
 
 
@@ -88,6 +124,7 @@ def spec_from_proto(message: common_pb2.JobSpec) -> JobSpec:
         )
         if message.HasField("privacy")
         else None,
+        training=training_from_proto(message.training) if message.HasField("training") else None,
     )
 
 
@@ -250,4 +287,6 @@ __all__ = [
     "spec_from_proto",
     "spec_to_proto",
     "statistic_from_name",
+    "training_from_proto",
+    "training_to_proto",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,10 @@ def query_from_proto(message: coordinator_pb2.Query) -> Query:
         noise=convert.noise_mode_from_name(message.noise),
         epsilon=message.epsilon,
         delta=message.delta,
+        training=convert.training_from_proto(message.training)
+        if message.HasField("training") and not message.resume_from
+        else None,
+        resume_from=message.resume_from,
     )
 
 
@@ -129,6 +134,9 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ig
             if record.state is JobState.SUCCEEDED
             else None,
         )
+        model = self.service.model(record.job_id) if values is not None else None
+        if model is not None:
+            header.model_json = json.dumps(model)
         yield coordinator_pb2.ResultChunk(header=header)
         if values is not None:
             for chunk in convert.float_chunks(values):

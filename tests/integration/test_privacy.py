@@ -24,7 +24,11 @@ EPSILON, DELTA = 0.5, 1e-6
 
 def _cost_of_one_count(parties: list[str]) -> dp.PrivacyCost:
     spec = JobSpec(
-        "probe", Statistic.COUNT, "people", (), 16,
+        "probe",
+        Statistic.COUNT,
+        "people",
+        (),
+        16,
         tuple(Participant(p, 10_000) for p in parties),
         privacy=PrivacySpec(NoiseMode.DISTRIBUTED, EPSILON, DELTA, len(parties) - 1),
     )
@@ -46,8 +50,9 @@ def _budget_for(cost: dp.PrivacyCost, jobs: int) -> float:
     return epsilon
 
 
-def _cluster(workdir: Path, party_budget: float | None, coordinator_budget: float | None,
-             n: int = 3) -> LocalCluster:
+def _cluster(
+    workdir: Path, party_budget: float | None, coordinator_budget: float | None, n: int = 3
+) -> LocalCluster:
     (workdir / "data").mkdir(parents=True, exist_ok=True)
     datasets = {}
     for index, pid in enumerate("abc"[:n]):
@@ -55,7 +60,9 @@ def _cluster(workdir: Path, party_budget: float | None, coordinator_budget: floa
         write_party_csv(path, party_table(index, 30))
         datasets[pid] = {
             "people": DatasetFile(
-                path, 10_000, bounds=BOUNDS,
+                path,
+                10_000,
+                bounds=BOUNDS,
                 budget=None if party_budget is None else (party_budget, DELTA),
             )
         }
@@ -65,8 +72,10 @@ def _cluster(workdir: Path, party_budget: float | None, coordinator_budget: floa
 
 def test_twenty_concurrent_queries_against_a_budget_for_ten_spend_ten(tmp_path: Path) -> None:
     cost = _cost_of_one_count(["a", "b", "c"])
-    with _cluster(tmp_path, party_budget=_budget_for(cost, 10) * 2,
-                  coordinator_budget=_budget_for(cost, 10)) as cluster:
+    with _cluster(
+        tmp_path, party_budget=_budget_for(cost, 10) * 2, coordinator_budget=_budget_for(cost, 10)
+    ) as cluster:
+
         def one(_: int) -> bool:
             with cluster.client() as client:
                 try:
@@ -116,9 +125,24 @@ def test_cli_dp_query_and_budget_show(tmp_path: Path) -> None:
     with _cluster(tmp_path, party_budget=10.0, coordinator_budget=10.0) as cluster:
         base = ["--coordinator", cluster.coordinator_address, "--tls-dir", str(cluster.tls_dir)]
         out = subprocess.run(
-            [sys.executable, "-m", "mpc", "query", "mean", "--dataset", "people", "--column",
-             "age", "--epsilon", "1", *base, "--json"],
-            capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "mpc",
+                "query",
+                "mean",
+                "--dataset",
+                "people",
+                "--column",
+                "age",
+                "--epsilon",
+                "1",
+                *base,
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert out.returncode == 0, out.stderr
         result = json.loads(out.stdout)
@@ -129,16 +153,31 @@ def test_cli_dp_query_and_budget_show(tmp_path: Path) -> None:
         assert BOUNDS["age"][0] <= result["values"]["age"] <= BOUNDS["age"][1]
         out = subprocess.run(
             [sys.executable, "-m", "mpc", "budget", "show", *base, "--json"],
-            capture_output=True, text=True, timeout=60, check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         )
         budgets = json.loads(out.stdout)
         assert budgets["coordinator"][0]["dataset"] == "people"
         assert budgets["coordinator"][0]["charges"] == 1
         assert set(budgets["parties"]) == {"a", "b", "c"}
         out = subprocess.run(
-            [sys.executable, "-m", "mpc", "query", "sum", "--dataset", "people", "--column",
-             "age", *base],
-            capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "mpc",
+                "query",
+                "sum",
+                "--dataset",
+                "people",
+                "--column",
+                "age",
+                *base,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert out.returncode == 1
         assert "only differentially private queries" in out.stderr
@@ -149,8 +188,10 @@ def test_dp_mean_error_bound_is_honest(tmp_path: Path) -> None:
 
     with _cluster(tmp_path, party_budget=None, coordinator_budget=None) as cluster:
         paths = [cluster.datasets[p]["people"].path for p in cluster.party_ids]
-        ages = np.clip(np.concatenate(
-            [np.loadtxt(p, delimiter=",", skiprows=1)[:, 0] for p in paths]), *BOUNDS["age"])
+        ages = np.clip(
+            np.concatenate([np.loadtxt(p, delimiter=",", skiprows=1)[:, 0] for p in paths]),
+            *BOUNDS["age"],
+        )
         with cluster.client() as client:
             inside = 0
             for _ in range(10):

@@ -14,8 +14,10 @@ DELTA = 1e-6
 
 def _budget_for(cost: dp.PrivacyCost, jobs: int) -> dp.Budget:
     total = dp.PrivacyCost(rho_units=cost.rho_units * jobs)
-    return dp.Budget(epsilon_units=dp.accountant.units_down(total.epsilon(DELTA)),
-                     delta=dp.Budget.from_epsilon_delta(1, DELTA).delta)
+    return dp.Budget(
+        epsilon_units=dp.accountant.units_down(total.epsilon(DELTA)),
+        delta=dp.Budget.from_epsilon_delta(1, DELTA).delta,
+    )
 
 
 def test_concurrent_charges_never_overspend(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ class Participant(_message.Message):
     def __init__(self, party_id: _Optional[str] = ..., max_rows: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("job_id", "statistic", "dataset", "columns", "frac_bits", "participants", "vector_length", "protocol_version", "privacy")
+    __slots__ = ("job_id", "statistic", "dataset", "columns", "frac_bits", "participants", "vector_length", "protocol_version", "privacy", "training")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class JobSpec(_message.Message):
     VECTOR_LENGTH_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     PRIVACY_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     statistic: str
     dataset: str
@@ -44,7 +45,36 @@ class JobSpec(_message.Message):
     vector_length: int
     protocol_version: int
     privacy: PrivacySpec
-    def __init__(self, job_id: _Optional[str] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., vector_length: _Optional[int] = ..., protocol_version: _Optional[int] = ..., privacy: _Optional[_Union[PrivacySpec, _Mapping]] = ...) -> None: ...
+    training: TrainingSpec
+    def __init__(self, job_id: _Optional[str] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., vector_length: _Optional[int] = ..., protocol_version: _Optional[int] = ..., privacy: _Optional[_Union[PrivacySpec, _Mapping]] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ...) -> None: ...
+
+class TrainingSpec(_message.Message):
+    __slots__ = ("model", "label", "rounds", "lr", "l2", "clip", "batch_rate", "method", "tol", "holdout", "standardise", "start_round")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    ROUNDS_FIELD_NUMBER: _ClassVar[int]
+    LR_FIELD_NUMBER: _ClassVar[int]
+    L2_FIELD_NUMBER: _ClassVar[int]
+    CLIP_FIELD_NUMBER: _ClassVar[int]
+    BATCH_RATE_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    TOL_FIELD_NUMBER: _ClassVar[int]
+    HOLDOUT_FIELD_NUMBER: _ClassVar[int]
+    STANDARDISE_FIELD_NUMBER: _ClassVar[int]
+    START_ROUND_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    label: str
+    rounds: int
+    lr: float
+    l2: float
+    clip: float
+    batch_rate: float
+    method: str
+    tol: float
+    holdout: float
+    standardise: str
+    start_round: int
+    def __init__(self, model: _Optional[str] = ..., label: _Optional[str] = ..., rounds: _Optional[int] = ..., lr: _Optional[float] = ..., l2: _Optional[float] = ..., clip: _Optional[float] = ..., batch_rate: _Optional[float] = ..., method: _Optional[str] = ..., tol: _Optional[float] = ..., holdout: _Optional[float] = ..., standardise: _Optional[str] = ..., start_round: _Optional[int] = ...) -> None: ...
 
 class PrivacySpec(_message.Message):
     __slots__ = ("noise", "epsilon", "delta", "colluders")

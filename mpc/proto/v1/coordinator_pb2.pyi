@@ -22,7 +22,7 @@ JOB_STATE_SUCCEEDED: JobState
 JOB_STATE_FAILED: JobState
 
 class Query(_message.Message):
-    __slots__ = ("statistic", "dataset", "columns", "bounds", "frac_bits", "parties", "noise", "epsilon", "delta")
+    __slots__ = ("statistic", "dataset", "columns", "bounds", "frac_bits", "parties", "noise", "epsilon", "delta", "training", "resume_from")
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,8 @@ class Query(_message.Message):
     NOISE_FIELD_NUMBER: _ClassVar[int]
     EPSILON_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FROM_FIELD_NUMBER: _ClassVar[int]
     statistic: str
     dataset: str
     columns: _containers.RepeatedScalarFieldContainer[str]
@@ -41,7 +43,9 @@ class Query(_message.Message):
     noise: str
     epsilon: float
     delta: float
-    def __init__(self, statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., parties: _Optional[_Iterable[str]] = ..., noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ...) -> None: ...
+    training: _common_pb2.TrainingSpec
+    resume_from: str
+    def __init__(self, statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., parties: _Optional[_Iterable[str]] = ..., noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., training: _Optional[_Union[_common_pb2.TrainingSpec, _Mapping]] = ..., resume_from: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("query",)
@@ -82,7 +86,7 @@ class GetResultRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ResultHeader(_message.Message):
-    __slots__ = ("job_id", "state", "statistic", "dataset", "labels", "parties", "length", "frac_bits", "tolerance", "error", "bounds", "created_at", "finished_at", "privacy")
+    __slots__ = ("job_id", "state", "statistic", "dataset", "labels", "parties", "length", "frac_bits", "tolerance", "error", "bounds", "created_at", "finished_at", "privacy", "model_json")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
@@ -97,6 +101,7 @@ class ResultHeader(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     PRIVACY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_JSON_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     state: JobState
     statistic: str
@@ -111,7 +116,8 @@ class ResultHeader(_message.Message):
     created_at: float
     finished_at: float
     privacy: Privacy
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., parties: _Optional[_Iterable[str]] = ..., length: _Optional[int] = ..., frac_bits: _Optional[int] = ..., tolerance: _Optional[float] = ..., error: _Optional[str] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., created_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., privacy: _Optional[_Union[Privacy, _Mapping]] = ...) -> None: ...
+    model_json: str
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., parties: _Optional[_Iterable[str]] = ..., length: _Optional[int] = ..., frac_bits: _Optional[int] = ..., tolerance: _Optional[float] = ..., error: _Optional[str] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., created_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., privacy: _Optional[_Union[Privacy, _Mapping]] = ..., model_json: _Optional[str] = ...) -> None: ...
 
 class Privacy(_message.Message):
     __slots__ = ("noise", "epsilon", "delta", "epsilon_spent", "rho_spent", "values")

@@ -39,15 +39,22 @@ def _runtime(
 ) -> PartyRuntime:
     path = tmp_path / f"{pid}.csv"
     smoker = np.arange(rows) % 2
-    np.savetxt(path, np.column_stack([smoker * 40 + 20, smoker]), delimiter=",",
-               header="age,smoker", comments="")
+    np.savetxt(
+        path,
+        np.column_stack([smoker * 40 + 20, smoker]),
+        delimiter=",",
+        header="age,smoker",
+        comments="",
+    )
     config = PartyConfig(
         party_id=pid,
         listen="127.0.0.1:0",
         tls=TlsFiles.from_dir(cert_dir, pid),
         datasets=(
             DatasetConfig(
-                "health", path, 100,
+                "health",
+                path,
+                100,
                 columns=(ColumnConfig("age", 0, 100), ColumnConfig("smoker", 0, 1)),
                 budget=budget,
             ),
@@ -92,20 +99,27 @@ def test_distributed_noise_matches_the_sum_of_party_shares(
     Gaussians N_Z(0, sigma^2/(n-t)): each party really adds its own share, sized for t."""
     links = _links(cert_dir, tmp_path, n, ledger=False)
     runner = JobRunner(links, pool, job_timeout=10, rpc_timeout=5, colluders=t)
-    query = Query(Statistic.SUM, "health", ("smoker",), (ColumnBound("smoker", 0, 1),),
-                  frac_bits=0, noise=NoiseMode.DISTRIBUTED, epsilon=3.0, delta=1e-3)
+    query = Query(
+        Statistic.SUM,
+        "health",
+        ("smoker",),
+        (ColumnBound("smoker", 0, 1),),
+        frac_bits=0,
+        noise=NoiseMode.DISTRIBUTED,
+        epsilon=3.0,
+        delta=1e-3,
+    )
     exact = 2 * n  # each party holds 4 rows, two smokers
     runs = 250
-    released = np.array([
-        runner.run(f"j{i}", query, _noop).values[0] for i in range(runs)
-    ]) - exact
+    released = np.array([runner.run(f"j{i}", query, _noop).values[0] for i in range(runs)]) - exact
     spec = runner._build_spec("probe", query, {p: link.describe(1) for p, link in links.items()})
     plan = plan_noise(spec)
     assert plan is not None
     sigma_p_sq = plan.groups[0].sigma_sq
     assert sigma_p_sq == dp.distributed_sigma_sq(
         dp.sigma_sq_for_rho(1, dp.rho_for_epsilon(3.0, 1e-3) * Fraction(999_999, 1_000_000)),
-        n, t,
+        n,
+        t,
     ) or plan.cost.rho <= dp.rho_for_epsilon(3.0, 1e-3)
     # Variance: sample variance against n * sigma_p^2 (chi-square, two-sided, 1e-6).
     expected_var = n * dp.discrete_gaussian_variance(sigma_p_sq)
@@ -132,8 +146,9 @@ def test_budget_is_checked_before_any_data_is_read(
 ) -> None:
     links = _links(cert_dir, tmp_path, 3, budget=BudgetConfig(0.5, 1e-6))
     runner = JobRunner(links, pool, job_timeout=10, rpc_timeout=5)
-    query = Query(Statistic.MEAN, "health", ("age",), noise=NoiseMode.DISTRIBUTED,
-                  epsilon=1.0, delta=1e-6)
+    query = Query(
+        Statistic.MEAN, "health", ("age",), noise=NoiseMode.DISTRIBUTED, epsilon=1.0, delta=1e-6
+    )
     (tmp_path / "b.csv").write_text("age,smoker\nnot-a-number,1\n")  # would fail if read
     with pytest.raises(PartyFailedError, match=r"dataset 'health': this job would exceed") as info:
         runner.run("j1", query, _noop)
@@ -158,8 +173,14 @@ def test_coordinator_budget_refuses_before_parties_see_the_job(
 ) -> None:
     links = _links(cert_dir, tmp_path, 3)
     ledger = Ledger(tmp_path / "coordinator.sqlite")
-    runner = JobRunner(links, pool, job_timeout=10, rpc_timeout=5, ledger=ledger,
-                       budgets={"health": BudgetConfig(1.0, 1e-6)})
+    runner = JobRunner(
+        links,
+        pool,
+        job_timeout=10,
+        rpc_timeout=5,
+        ledger=ledger,
+        budgets={"health": BudgetConfig(1.0, 1e-6)},
+    )
     query = Query(Statistic.COUNT, "health", noise=NoiseMode.CENTRAL, epsilon=0.9, delta=1e-6)
     runner.run("j1", query, _noop)
     with pytest.raises(PrivacyBudgetError, match=r"coordinator: dataset 'health'.*remaining"):
@@ -177,24 +198,38 @@ def test_central_noise_and_pure_epsilon(
     for delta in (1e-6, 0.0):
         out = runner.run(
             f"j{delta}",
-            Query(Statistic.SUM, "health", ("age",), noise=NoiseMode.CENTRAL, epsilon=2.0,
-                  delta=delta),
+            Query(
+                Statistic.SUM, "health", ("age",), noise=NoiseMode.CENTRAL, epsilon=2.0, delta=delta
+            ),
             _noop,
         )
         assert out.noise is not None
         assert out.noise.error_bound_95[0] > 0
         assert abs(out.values[0] - 3 * 120) < 20 * out.noise.error_bound_95[0]
     with pytest.raises(QueryError, match="needs delta > 0"):
-        runner.run("jx", Query(Statistic.SUM, "health", ("age",), noise=NoiseMode.DISTRIBUTED,
-                               epsilon=1.0, delta=0.0), _noop)
+        runner.run(
+            "jx",
+            Query(
+                Statistic.SUM,
+                "health",
+                ("age",),
+                noise=NoiseMode.DISTRIBUTED,
+                epsilon=1.0,
+                delta=0.0,
+            ),
+            _noop,
+        )
 
 
 def test_vector_sum_has_no_dp(cert_dir: Path, tmp_path: Path, pool: ThreadPoolExecutor) -> None:
     links = _links(cert_dir, tmp_path, 3)
     runner = JobRunner(links, pool, job_timeout=10, rpc_timeout=5)
     with pytest.raises(QueryError, match="no record-level sensitivity"):
-        runner.run("j", Query(Statistic.VECTOR_SUM, "health", noise=NoiseMode.CENTRAL,
-                              epsilon=1.0, delta=1e-6), _noop)
+        runner.run(
+            "j",
+            Query(Statistic.VECTOR_SUM, "health", noise=NoiseMode.CENTRAL, epsilon=1.0, delta=1e-6),
+            _noop,
+        )
 
 
 def test_noisy_results_stay_within_their_error_bound_mostly(
@@ -202,8 +237,9 @@ def test_noisy_results_stay_within_their_error_bound_mostly(
 ) -> None:
     links = _links(cert_dir, tmp_path, 3, rows=50)
     runner = JobRunner(links, pool, job_timeout=10, rpc_timeout=5)
-    query = Query(Statistic.MEAN, "health", ("age",), noise=NoiseMode.DISTRIBUTED, epsilon=1.0,
-                  delta=1e-6)
+    query = Query(
+        Statistic.MEAN, "health", ("age",), noise=NoiseMode.DISTRIBUTED, epsilon=1.0, delta=1e-6
+    )
     exact_mean = 40.0  # ages alternate 20 and 60
     inside = 0
     for i in range(40):
@@ -217,7 +253,13 @@ def test_noisy_results_stay_within_their_error_bound_mostly(
 def test_plan_is_identical_for_every_party() -> None:
     from mpc.protocol.spec import JobSpec, Participant, PrivacySpec
 
-    spec = JobSpec("j", Statistic.MEAN, "health", (ColumnBound("age", 0, 100),), 16,
-                   (Participant("a", 10), Participant("b", 10)),
-                   privacy=PrivacySpec(NoiseMode.DISTRIBUTED, 1.0, 1e-6, 1))
+    spec = JobSpec(
+        "j",
+        Statistic.MEAN,
+        "health",
+        (ColumnBound("age", 0, 100),),
+        16,
+        (Participant("a", 10), Participant("b", 10)),
+        privacy=PrivacySpec(NoiseMode.DISTRIBUTED, 1.0, 1e-6, 1),
+    )
     assert plan_noise(spec) == plan_noise(replace(spec))

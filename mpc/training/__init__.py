@@ -1,0 +1,513 @@
+"""Secure training of linear and logistic regression: the pure math of every round.
+
+A training job is a session of rounds over the ordinary secure sum. In each round the
+coordinator sends the public ``round_input`` (the round kind, the standardisation and the
+current model); every party computes one local vector on its own rows; only the sum over all
+parties is revealed. Round kinds and the vector each party contributes (``p = d + 1``
+coefficients, intercept first):
+
+* ``KIND_GRAM``: the upper triangle of ``B^T B`` with ``B = [1, x, y]`` over the party's
+  training rows (clamped to the declared bounds). It holds the row count, the sums and sums of
+  squares of every feature (secure standardisation) and ``X^T X``, ``X^T y``, ``y^T y`` (the
+  closed-form ridge solution). Never with differential privacy.
+* ``KIND_STEP``: ``[sum of clipped per-example gradients (p), row count, loss sum]``, then for
+  Newton the upper triangle of ``A^T D A`` (``A = [1, z]``, ``D`` the loss curvature).
+* ``KIND_EVAL``: ``[n, loss, correct|SSE, sum y, sum y^2]`` over the training rows, then the
+  same over the hold-out rows. Never with differential privacy.
+
+Parties enforce the bounds that make the headroom proof and the DP sensitivity hold: values
+clamped to the declared bounds, standardised values clamped to ``+/-Z_MAX``, per-example
+gradients clipped to L2 norm ``C`` (``SAFETY_CLIP`` when no clip is given) and per-example
+losses to ``[0, loss_bound]``. Rows are sampled per round by Poisson sampling from the OS
+CSPRNG when ``batch_rate`` is set. The hold-out split is deterministic: a row is held out when
+a 64-bit hash of its raw values (splitmix64, salted with the dataset and label names) falls
+below ``holdout * 2^64`` - the same split in every round and in a resumed job, no state kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from mpc.errors import PrivacyBudgetError, QueryError
+from mpc.protocol.spec import ColumnBound, JobSpec, Method, Model, Standardise, TrainingSpec
+from mpc.ring import Component, FloatVector, RingVector, encode
+
+KIND_GRAM = 1
+KIND_STEP = 2
+KIND_EVAL = 3
+#: Per-example gradient clip when the job sets none (a no-op for sane standardised data;
+#: it only makes the headroom proof possible).
+SAFETY_CLIP = 1e6
+#: Per-example loss bound without DP (reporting only) and with DP (part of the sensitivity).
+SAFETY_LOSS = 1e6
+DP_LOSS_BOUND = 10.0
+#: Standardised features are clamped to +/- this many standard deviations (secure moments).
+Z_MAX = 100.0
+EVAL_LENGTH = 10
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Public dimensions of a training job."""
+
+    features: tuple[ColumnBound, ...]
+    label: ColumnBound
+
+    @property
+    def d(self) -> int:
+        return len(self.features)
+
+    @property
+    def p(self) -> int:
+        return len(self.features) + 1
+
+    @property
+    def label_max(self) -> float:
+        return max(abs(self.label.lo), abs(self.label.hi))
+
+
+def shape(spec: JobSpec) -> Shape:
+    if spec.training is None:
+        raise QueryError("not a training job")
+    return Shape(spec.columns[:-1], spec.columns[-1])
+
+
+def triangle(k: int) -> int:
+    return k * (k + 1) // 2
+
+
+def step_length(spec: JobSpec) -> int:
+    t = _training(spec)
+    p = shape(spec).p
+    return p + 2 + (triangle(p) if t.method is Method.NEWTON else 0)
+
+
+def gram_length(spec: JobSpec) -> int:
+    return triangle(shape(spec).d + 2)
+
+
+def clip_norm(training: TrainingSpec) -> float:
+    return training.clip if training.clip > 0 else SAFETY_CLIP
+
+
+def loss_bound(spec: JobSpec) -> float:
+    return DP_LOSS_BOUND if spec.privacy is not None else SAFETY_LOSS
+
+
+def _training(spec: JobSpec) -> TrainingSpec:
+    if spec.training is None:
+        raise QueryError("not a training job")
+    return spec.training
+
+
+def _max_abs(bound: ColumnBound) -> float:
+    return max(abs(bound.lo), abs(bound.hi))
+
+
+def feature_bound(spec: JobSpec) -> float:
+    """Largest |entry| of a standardised design row ``[1, z]``."""
+    t = _training(spec)
+    if t.standardise is Standardise.SECURE:
+        return Z_MAX
+    if t.standardise is Standardise.BOUNDS:
+        return 1.0
+    return max([1.0, *(_max_abs(b) for b in shape(spec).features)])
+
+
+def components(spec: JobSpec) -> list[Component]:
+    """What one row can add to any entry of any round's vector (for the headroom proof)."""
+    t = _training(spec)
+    s = shape(spec)
+    lb = loss_bound(spec)
+    out = [
+        Component("per-example gradient (clip norm)", clip_norm(t)),
+        Component("count", 1.0),
+        Component("per-example loss", 2 * lb),
+    ]
+    if t.method is Method.NEWTON:
+        out.append(Component("Hessian entry (standardised features)", feature_bound(spec) ** 2))
+    if spec.privacy is None:
+        out.append(Component("Gram entry (bounds-scaled)", 1.0))
+        out.append(Component("label square (evaluation)", s.label_max**2))
+    return out
+
+
+# --- standardisation --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """z = (x - mean) / scale per feature."""
+
+    mode: Standardise
+    mean: FloatVector
+    scale: FloatVector
+
+    def to_json(self) -> dict[str, object]:
+        return {"mode": self.mode.value, "mean": self.mean.tolist(), "scale": self.scale.tolist()}
+
+
+def bounds_scaling(spec: JobSpec) -> Scaling:
+    """Data-independent scaling: from the declared bounds (BOUNDS) or the identity (NONE)."""
+    t = _training(spec)
+    feats = shape(spec).features
+    if t.standardise is Standardise.BOUNDS:
+        mean = np.array([(b.lo + b.hi) / 2 for b in feats])
+        half = np.array([(b.hi - b.lo) / 2 for b in feats])
+        return Scaling(t.standardise, mean, np.where(half > 0, half, 1.0))
+    return Scaling(t.standardise, np.zeros(len(feats)), np.ones(len(feats)))
+
+
+def _gram_scaling(spec: JobSpec) -> tuple[FloatVector, FloatVector]:
+    cols = spec.columns
+    mid = np.array([(b.lo + b.hi) / 2 for b in cols])
+    half = np.array([(b.hi - b.lo) / 2 for b in cols])
+    return mid, np.where(half > 0, half, 1.0)
+
+
+def raw_gram(spec: JobSpec, scaled: FloatVector) -> FloatVector:
+    """The Gram triangle of raw ``[1, x, y]`` from the revealed one of bounds-scaled values."""
+    mid, half = _gram_scaling(spec)
+    k = mid.size + 1
+    t = np.zeros((k, k))
+    t[0, 0] = 1.0
+    t[0, 1:] = mid
+    t[1:, 1:] = np.diag(half)
+    full = t.T @ unpack_triangle(scaled, k) @ t
+    return np.asarray(full[np.triu_indices(k)], dtype=np.float64)
+
+
+def moments_scaling(d: int, gram: FloatVector) -> tuple[Scaling, float]:
+    """Means and population standard deviations from a revealed Gram triangle; and n."""
+    full = unpack_triangle(gram, d + 2)
+    n = full[0, 0]
+    if n <= 0:
+        raise QueryError("no training rows at any party")
+    mean = full[0, 1 : d + 1] / n
+    var = np.diag(full)[1 : d + 1] / n - mean**2
+    scale = np.sqrt(np.maximum(var, 0.0))
+    return Scaling(Standardise.SECURE, mean, np.where(scale > 1e-12, scale, 1.0)), float(n)
+
+
+def unpack_triangle(values: FloatVector, k: int) -> FloatVector:
+    full = np.zeros((k, k))
+    iu = np.triu_indices(k)
+    full[iu] = values[: triangle(k)]
+    return full + np.triu(full, 1).T
+
+
+def to_original(weights: FloatVector, scaling: Scaling) -> tuple[float, FloatVector]:
+    """(intercept, coefficients) on the original feature scale."""
+    coef = weights[1:] / scaling.scale
+    return float(weights[0] - np.dot(coef, scaling.mean)), coef
+
+
+# --- round inputs ---------------------------------------------------------------------
+
+
+def round_input(
+    kind: int, scaling: Scaling | None = None, weights: FloatVector | None = None
+) -> FloatVector:
+    parts = [np.array([float(kind)])]
+    if scaling is not None and weights is not None:
+        parts += [scaling.mean, scaling.scale, weights]
+    return np.concatenate(parts).astype(np.float64)
+
+
+def _parse_input(
+    spec: JobSpec, values: FloatVector | None
+) -> tuple[int, Scaling | None, FloatVector | None]:
+    if values is None or values.size < 1:
+        raise QueryError("a training round needs its public round input")
+    kind = int(values[0])
+    if kind == KIND_GRAM:
+        return kind, None, None
+    if kind not in (KIND_STEP, KIND_EVAL):
+        raise QueryError(f"unknown training round kind {kind}")
+    s = shape(spec)
+    if values.size != 1 + 2 * s.d + s.p or not np.all(np.isfinite(values)):
+        raise QueryError("malformed training round input")
+    t = _training(spec)
+    if t.standardise is Standardise.SECURE:
+        scale = values[1 + s.d : 1 + 2 * s.d]
+        if np.any(scale <= 0):
+            raise QueryError("malformed training round input: scales must be positive")
+        scaling = Scaling(t.standardise, values[1 : 1 + s.d], scale)
+    else:
+        # Data-independent scaling: the party derives it from the spec it verified.
+        scaling = bounds_scaling(spec)
+    return kind, scaling, values[1 + 2 * s.d :]
+
+
+# --- the party's local statistic --------------------------------------------------------
+
+
+class _LocalTable:
+    def __init__(self, x: FloatVector, y: FloatVector, holdout: npt.NDArray[np.bool_]) -> None:
+        self.x, self.y, self.holdout = x, y, holdout
+
+
+_CACHE: dict[tuple[int, str], tuple[object, _LocalTable]] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _splitmix(h: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    h = h + np.uint64(0x9E3779B97F4A7C15)
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def holdout_mask(raw: FloatVector, fraction: float, salt: str) -> npt.NDArray[np.bool_]:
+    """Deterministic per-row split: hash of the row's raw values below ``fraction``."""
+    rows = raw.shape[0]
+    if fraction <= 0:
+        return np.zeros(rows, dtype=bool)
+    seed = int.from_bytes(hashlib.blake2b(salt.encode(), digest_size=8).digest(), "little")
+    h = np.full(rows, seed, dtype=np.uint64)
+    bits = np.ascontiguousarray(raw, dtype=np.float64).view(np.uint64)
+    for j in range(bits.shape[1]):
+        h = _splitmix(h ^ bits[:, j])
+    return np.asarray(h < np.uint64(int(fraction * 2.0**64)), dtype=bool)
+
+
+def _local_table(spec: JobSpec, data: object) -> _LocalTable:
+    s = shape(spec)
+    names = [b.column for b in spec.columns]
+    table = data.table(spec.dataset, names)  # type: ignore[attr-defined]
+    key = (id(table), spec.job_id)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0] is table:
+            return hit[1]
+    raw = (
+        np.column_stack([table.column(n) for n in names])
+        if table.rows
+        else np.zeros((0, len(names)))
+    )
+    t = _training(spec)
+    mask = holdout_mask(raw, t.holdout, f"{spec.dataset}\x00{t.label}")
+    x = (
+        np.column_stack([np.clip(raw[:, j], b.lo, b.hi) for j, b in enumerate(s.features)])
+        if table.rows
+        else np.zeros((0, s.d))
+    )
+    y = np.clip(raw[:, -1], s.label.lo, s.label.hi) if table.rows else np.zeros(0)
+    local = _LocalTable(x, y, mask)
+    with _CACHE_LOCK:
+        if len(_CACHE) >= 16:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[key] = (table, local)
+    return local
+
+
+def poisson_mask(rows: int, rate: float) -> npt.NDArray[np.bool_]:
+    """Each row independently with probability ``rate``, from the OS CSPRNG."""
+    if rate >= 1.0:
+        return np.ones(rows, dtype=bool)
+    words = np.frombuffer(os.urandom(8 * rows), dtype=np.uint64)
+    return np.asarray(words < np.uint64(int(rate * 2.0**64)), dtype=bool)
+
+
+def design(x: FloatVector, scaling: Scaling) -> FloatVector:
+    z = (x - scaling.mean) / scaling.scale
+    if scaling.mode is Standardise.SECURE:
+        z = np.clip(z, -Z_MAX, Z_MAX)
+    return np.column_stack([np.ones(x.shape[0]), z])
+
+
+def per_example(
+    model: Model, a: FloatVector, y: FloatVector, w: FloatVector
+) -> tuple[FloatVector, FloatVector, FloatVector]:
+    """(residual d loss / d z, loss, curvature) per row."""
+    z = a @ w
+    if model is Model.LOGISTIC:
+        prob = 0.5 * (1.0 + np.tanh(0.5 * z))  # stable sigmoid
+        loss = np.logaddexp(0.0, z) - y * z
+        return prob - y, loss, prob * (1.0 - prob)
+    r = z - y
+    return r, 0.5 * r * r, np.ones_like(r)
+
+
+def clipped_gradients(a: FloatVector, r: FloatVector, clip: float) -> FloatVector:
+    grads = a * r[:, None]
+    norms = np.sqrt(np.einsum("ij,ij->i", grads, grads))
+    factor = np.minimum(1.0, clip / np.maximum(norms, 1e-300))
+    return np.asarray(grads * factor[:, None], dtype=np.float64)
+
+
+def _encode_sum(values: npt.ArrayLike, frac_bits: int) -> RingVector:
+    return np.atleast_1d(encode(values, frac_bits))
+
+
+def train_local(spec: JobSpec, data: object, round_input: FloatVector | None) -> RingVector:
+    """The party's vector for one training round (see the module docstring)."""
+    t = _training(spec)
+    kind, scaling, w = _parse_input(spec, round_input)
+    if spec.privacy is not None and kind != KIND_STEP:
+        raise PrivacyBudgetError(
+            "refuses a training round that would release statistics without noise "
+            "(only noised gradient rounds are allowed in a differentially private job)"
+        )
+    local = _local_table(spec, data)
+    f = spec.frac_bits
+    train = ~local.holdout
+    if kind == KIND_GRAM:
+        # On bounds-scaled values in [-1, 1] (per-row entries <= 1, whatever the units);
+        # the coordinator maps the Gram back to raw units (raw_gram).
+        mid, half = _gram_scaling(spec)
+        raw = np.column_stack([local.x[train], local.y[train]])
+        b = np.column_stack([np.ones(int(train.sum())), (raw - mid) / half])
+        gram = b.T @ b
+        return _encode_sum(gram[np.triu_indices(b.shape[1])], f)
+    assert scaling is not None and w is not None
+    if kind == KIND_EVAL:
+        return np.concatenate(
+            [
+                _eval_part(t.model, design(local.x[m], scaling), local.y[m], w, spec, f)
+                for m in (train, local.holdout)
+            ]
+        )
+    rows = train
+    if t.batch_rate > 0:
+        rows = train & poisson_mask(train.size, t.batch_rate)
+    a = design(local.x[rows], scaling)
+    y = local.y[rows]
+    r, loss, curvature = per_example(t.model, a, y, w)
+    grads = clipped_gradients(a, r, clip_norm(t))
+    # Encode every clipped per-example gradient, then add in the ring: exact, and one row moves
+    # the sum by at most the encoded clip norm (with the sqrt(p)/2 rounding slack).
+    parts = [
+        encode(grads, f).sum(axis=0, dtype=np.uint64),
+        np.array([np.uint64(int(rows.sum()) << f)], dtype=np.uint64),
+        encode(np.clip(loss, 0.0, loss_bound(spec)), f).sum(dtype=np.uint64, keepdims=True),
+    ]
+    if t.method is Method.NEWTON:
+        hess = (a * curvature[:, None]).T @ a
+        parts.append(_encode_sum(hess[np.triu_indices(a.shape[1])], f))
+    return np.concatenate(parts).astype(np.uint64)
+
+
+def _eval_part(
+    model: Model, a: FloatVector, y: FloatVector, w: FloatVector, spec: JobSpec, f: int
+) -> RingVector:
+    _, loss, _ = per_example(model, a, y, w)
+    z = a @ w
+    if model is Model.LOGISTIC:
+        quality = ((z >= 0).astype(np.float64) == y).astype(np.float64)
+    else:
+        quality = np.minimum((z - y) ** 2, 2 * loss_bound(spec))
+    values = [
+        float(y.size),
+        float(np.clip(loss, 0.0, loss_bound(spec)).sum()),
+        float(quality.sum()),
+        float(y.sum()),
+        float((y * y).sum()),
+    ]
+    return _encode_sum(values, f)
+
+
+# --- coordinator-side math ---------------------------------------------------------------
+
+
+def penalty_mask(p: int) -> FloatVector:
+    mask = np.ones(p)
+    mask[0] = 0.0  # no penalty on the intercept
+    return mask
+
+
+def objective_gradient(g_sum: FloatVector, n: float, l2: float, w: FloatVector) -> FloatVector:
+    return np.asarray(g_sum / n + l2 * penalty_mask(w.size) * w, dtype=np.float64)
+
+
+def objective_value(loss_sum: float, n: float, l2: float, w: FloatVector) -> float:
+    return float(loss_sum / n + 0.5 * l2 * float(np.dot(w[1:], w[1:])))
+
+
+def newton_step(grad: FloatVector, hess_tri: FloatVector, n: float, l2: float) -> FloatVector:
+    p = grad.size
+    h = unpack_triangle(hess_tri, p) / n + l2 * np.diag(penalty_mask(p))
+    return np.asarray(np.linalg.solve(h + 1e-12 * np.eye(p), grad), dtype=np.float64)
+
+
+def closed_form(
+    gram: FloatVector, d: int, scaling: Scaling, l2: float
+) -> tuple[FloatVector, float]:
+    """Ridge in the standardised space from the raw Gram of ``[1, x, y]``: (weights, n)."""
+    full = unpack_triangle(gram, d + 2)
+    n = full[0, 0]
+    if n <= 0:
+        raise QueryError("no training rows at any party")
+    # A = X1 M with X1 = [1, x] and M mapping [1, x] to [1, (x - mean) / scale].
+    m = np.zeros((d + 1, d + 1))
+    m[0, 0] = 1.0
+    m[0, 1:] = -scaling.mean / scaling.scale
+    m[1:, 1:] = np.diag(1.0 / scaling.scale)
+    ata = m.T @ full[: d + 1, : d + 1] @ m
+    aty = m.T @ full[: d + 1, d + 1]
+    system = ata / n + l2 * np.diag(penalty_mask(d + 1))
+    return np.asarray(np.linalg.solve(system, aty / n), dtype=np.float64), float(n)
+
+
+def metrics(model: Model, values: FloatVector) -> dict[str, float | None]:
+    """Evaluation metrics from a revealed KIND_EVAL vector."""
+    out: dict[str, float | None] = {}
+    for prefix, part in (("train", values[:5]), ("holdout", values[5:10])):
+        n, loss, quality, sy, syy = (float(v) for v in part)
+        out[f"{prefix}_rows"] = round(n)
+        if n < 0.5:
+            continue
+        out[f"{prefix}_loss"] = loss / n
+        if model is Model.LOGISTIC:
+            out[f"{prefix}_accuracy"] = quality / n
+        else:
+            sst = syy - sy * sy / n
+            out[f"{prefix}_rmse"] = math.sqrt(max(quality, 0.0) / n)
+            out[f"{prefix}_r2"] = 1.0 - quality / sst if sst > 0 else None
+    return out
+
+
+def predict(
+    model_json: dict[str, object], x: FloatVector
+) -> tuple[FloatVector, FloatVector | None]:
+    """Apply a saved model to raw feature rows: (prediction, probability or None)."""
+    orig = model_json["original_scale"]
+    assert isinstance(orig, dict)
+    bounds = model_json.get("bounds")
+    if isinstance(bounds, list):
+        lo = np.array([float(b[0]) for b in bounds])
+        hi = np.array([float(b[1]) for b in bounds])
+        x = np.clip(x, lo, hi)
+    z = x @ np.asarray(orig["coefficients"], dtype=np.float64) + float(orig["intercept"])
+    if model_json["model"] == Model.LOGISTIC.value:
+        prob = 0.5 * (1.0 + np.tanh(0.5 * z))
+        return (prob >= 0.5).astype(np.float64), prob
+    return z, None
+
+
+__all__ = [
+    "DP_LOSS_BOUND",
+    "EVAL_LENGTH",
+    "KIND_EVAL",
+    "KIND_GRAM",
+    "KIND_STEP",
+    "SAFETY_CLIP",
+    "Z_MAX",
+    "Scaling",
+    "closed_form",
+    "components",
+    "holdout_mask",
+    "metrics",
+    "newton_step",
+    "poisson_mask",
+    "predict",
+    "raw_gram",
+    "train_local",
+]
