@@ -197,7 +197,9 @@ def masked_chunks(
     values = np.ascontiguousarray(statistic, dtype=np.uint64)
     for offset in range(0, max(1, values.size), chunk_words):
         chunk = values[offset : offset + chunk_words]
-        yield offset, np.add(chunk, mask.next(chunk.size))
+        masked = mask.next(chunk.size)  # a fresh array: add into it, no extra copy
+        np.add(masked, chunk, out=masked)
+        yield offset, masked
 
 
 __all__ = [

@@ -132,9 +132,17 @@ class CoordinatorService:
         return job_id
 
     def _emit(
-        self, job_id: str, state: JobState, stage: str, message: str, progress: float
+        self,
+        job_id: str,
+        state: JobState,
+        stage: str,
+        message: str,
+        progress: float,
+        *,
+        persist: bool = True,
     ) -> None:
-        self._store.progress(job_id, state, stage, message, progress)
+        if persist:
+            self._store.progress(job_id, state, stage, message, progress)
         with self._lock:
             events = self._logs.get(job_id)
         if events:
@@ -159,7 +167,8 @@ class CoordinatorService:
                 outcome.tolerance,
                 outcome.noise.to_json() if outcome.noise else None,
             )
-            self._emit(job_id, JobState.SUCCEEDED, "done", "result revealed", 1.0)
+            # succeed() stored this state in the same transaction as the result.
+            self._emit(job_id, JobState.SUCCEEDED, "done", "result revealed", 1.0, persist=False)
             log.info("job %s: succeeded with %d parties", job_id, len(outcome.spec.party_ids))
         except MpcError as exc:
             self._store.fail(job_id, str(exc))

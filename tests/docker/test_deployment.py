@@ -298,7 +298,8 @@ def _stored_results_of_failed_jobs(deploy: Deployment) -> tuple[int, int]:
     """(failed jobs, failed jobs with a stored result) in the coordinator's SQLite."""
     code = (
         "import sqlite3; db = sqlite3.connect('/var/lib/mpc/coordinator.sqlite');"
-        "rows = db.execute(\"SELECT result IS NOT NULL FROM jobs WHERE state = 'failed'\")"
+        'rows = db.execute("SELECT results.vals IS NOT NULL FROM jobs LEFT JOIN results '
+        "USING (job_id) WHERE state = 'failed'\")"
         ".fetchall(); print(len(rows), sum(r[0] for r in rows))"
     )
     proc = deploy.docker("exec", deploy.container("coordinator"), "python3", "-c", code)

@@ -25,7 +25,10 @@ pytestmark = pytest.mark.integration
 def assert_nothing_revealed(cluster: LocalCluster, job_id: str | None = None) -> None:
     """No failed job has a stored result, and the failed job's result cannot be read."""
     with sqlite3.connect(cluster.workdir / "coordinator.sqlite") as db:
-        rows = db.execute("SELECT job_id, result FROM jobs WHERE state = 'failed'").fetchall()
+        rows = db.execute(
+            "SELECT job_id, results.vals FROM jobs LEFT JOIN results USING (job_id) "
+            "WHERE state = 'failed'"
+        ).fetchall()
     assert rows, "expected a failed job"
     assert all(result is None for _, result in rows)
     if job_id is not None:
