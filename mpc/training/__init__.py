@@ -252,6 +252,15 @@ def _parse_input(
 class _LocalTable:
     def __init__(self, x: FloatVector, y: FloatVector, holdout: npt.NDArray[np.bool_]) -> None:
         self.x, self.y, self.holdout = x, y, holdout
+        # The standardised design of the training rows for the job's (fixed) scaling: built
+        # in the first gradient round, reused by every later one.
+        self._design: tuple[bytes, FloatVector] | None = None
+
+    def train_design(self, scaling: Scaling) -> FloatVector:
+        key = scaling.mean.tobytes() + scaling.scale.tobytes() + scaling.mode.value.encode()
+        if self._design is None or self._design[0] != key:
+            self._design = (key, design(self.x[~self.holdout], scaling))
+        return self._design[1]
 
 
 _CACHE: dict[tuple[int, str], tuple[object, _LocalTable]] = {}
@@ -375,20 +384,26 @@ def train_local(spec: JobSpec, data: object, round_input: FloatVector | None) ->
                 for m in (train, local.holdout)
             ]
         )
-    rows = train
+    a = local.train_design(scaling)
+    y = local.y[train]
     if t.batch_rate > 0:
-        rows = train & poisson_mask(train.size, t.batch_rate)
-    a = design(local.x[rows], scaling)
-    y = local.y[rows]
+        sampled = poisson_mask(a.shape[0], t.batch_rate)
+        a, y = a[sampled], y[sampled]
     r, loss, curvature = per_example(t.model, a, y, w)
     grads = clipped_gradients(a, r, clip_norm(t))
-    # Encode every clipped per-example gradient, then add in the ring: exact, and one row moves
-    # the sum by at most the encoded clip norm (with the sqrt(p)/2 rounding slack).
-    parts = [
-        encode(grads, f).sum(axis=0, dtype=np.uint64),
-        np.array([np.uint64(int(rows.sum()) << f)], dtype=np.uint64),
-        encode(np.clip(loss, 0.0, loss_bound(spec)), f).sum(dtype=np.uint64, keepdims=True),
-    ]
+    losses = np.clip(loss, 0.0, loss_bound(spec))
+    if spec.privacy is not None:
+        # Encode every clipped per-example gradient, then add in the ring: one row moves the
+        # sum by at most the encoded clip norm (with the sqrt(p)/2 rounding slack), exactly
+        # the sensitivity the noise is calibrated to.
+        grad_sum = encode(grads, f).sum(axis=0, dtype=np.uint64)
+        loss_sum = encode(losses, f).sum(dtype=np.uint64, keepdims=True)
+    else:
+        # No sensitivity to honour: sum in float64 and encode once (less rounding, and the
+        # round's cost is one pass over the rows). The same headroom bound holds for the sum.
+        grad_sum = _encode_sum(grads.sum(axis=0), f)
+        loss_sum = _encode_sum(losses.sum(), f)
+    parts = [grad_sum, np.array([np.uint64(a.shape[0] << f)], dtype=np.uint64), loss_sum]
     if t.method is Method.NEWTON:
         hess = (a * curvature[:, None]).T @ a
         parts.append(_encode_sum(hess[np.triu_indices(a.shape[1])], f))
