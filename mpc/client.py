@@ -181,6 +181,20 @@ class Client:
     ) -> QueryResult:
         return self.query(Statistic.MEAN, dataset, columns, bounds, **kw)  # type: ignore[arg-type]
 
+    def variance(
+        self, dataset: str, columns: Sequence[str], bounds: Bounds = None, **kw: object
+    ) -> QueryResult:
+        """Sample variance (``ddof=1``) of each column, values clamped to its bounds."""
+        return self.query(Statistic.VARIANCE, dataset, columns, bounds, **kw)  # type: ignore[arg-type]
+
+    def histogram(
+        self, dataset: str, column: str, edges: Sequence[float], **kw: object
+    ) -> QueryResult:
+        """Counts per bin ``[edges[i], edges[i+1])`` (the last bin closed) of one column;
+        values outside ``[edges[0], edges[-1]]`` are counted in the first/last bin.
+        ``result.values[i]`` is bin i's count."""
+        return self.query(Statistic.HISTOGRAM, dataset, [column], bin_edges=edges, **kw)  # type: ignore[arg-type]
+
     def vector_sum(self, dataset: str, bounds: tuple[float, float], **kw: object) -> QueryResult:
         return self.query(Statistic.VECTOR_SUM, dataset, ["value"], bounds, **kw)  # type: ignore[arg-type]
 
@@ -197,6 +211,7 @@ class Client:
         delta: float = 1e-6,
         noise: str = "distributed",
         on_event: Callable[[JobEvent], None] | None = None,
+        bin_edges: Sequence[float] = (),
     ) -> QueryResult:
         """Submit a query, follow it to the end, and return its result (or raise).
 
@@ -223,6 +238,7 @@ class Client:
             noise=noise,
             epsilon=epsilon or 0.0,
             delta=delta,
+            bin_edges=convert.floats_to_bytes(np.asarray(bin_edges, dtype=np.float64)),
         )
         job_id = self.submit(query)
         for event in self.watch(job_id):

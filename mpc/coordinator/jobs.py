@@ -8,6 +8,7 @@ arrived complete, and any failure aborts the job with nothing revealed.
 
 from __future__ import annotations
 
+import base64
 import logging
 import math
 import time
@@ -33,7 +34,9 @@ from mpc.protocol.spec import (
     PrivacySpec,
     Statistic,
     TrainingSpec,
+    check_bin_edges,
     check_bounds,
+    edges_to_bytes,
     validate_privacy,
     validate_training,
 )
@@ -85,6 +88,9 @@ class Query:
     training: TrainingSpec | None = None
     #: Continue the training job with this id from its last completed round.
     resume_from: str = ""
+    #: Histogram bin edges (statistic ``histogram``): strictly increasing, at least 2; values
+    #: outside ``[edges[0], edges[-1]]`` are counted in the first/last bin.
+    bin_edges: tuple[float, ...] = ()
 
     def validate(self) -> None:
         if self.resume_from and self.statistic is Statistic.TRAIN:
@@ -112,8 +118,19 @@ class Query:
         extra = {b.column for b in self.bounds} - set(self.columns)
         if self.statistic is not Statistic.VECTOR_SUM and extra:
             raise QueryError(f"bounds given for columns not in the query: {sorted(extra)}")
-        if self.statistic in (Statistic.SUM, Statistic.MEAN) and not self.columns:
+        if (
+            self.statistic in (Statistic.SUM, Statistic.MEAN, Statistic.VARIANCE)
+            and not self.columns
+        ):
             raise QueryError(f"{self.statistic.value} needs at least one --column")
+        if self.statistic is Statistic.HISTOGRAM:
+            if len(self.columns) != 1:
+                raise QueryError("histogram needs exactly one --column")
+            if self.bounds:
+                raise QueryError("a histogram's bounds are its first and last bin edges")
+            check_bin_edges(self.bin_edges)
+        elif self.bin_edges:
+            raise QueryError("bin edges (--bins) are only for histogram")
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -128,6 +145,12 @@ class Query:
             "delta": self.delta,
             **({} if self.training is None else {"training": _training_json(self.training)}),
             **({"resume_from": self.resume_from} if self.resume_from else {}),
+            # Compact for 2^20 bins: base64 of the little-endian float64 edges.
+            **(
+                {"bin_edges": base64.b64encode(edges_to_bytes(self.bin_edges)).decode()}
+                if self.bin_edges
+                else {}
+            ),
         }
 
 
@@ -148,6 +171,9 @@ def query_from_json(data: dict[str, object]) -> Query:
         delta=float(data.get("delta") or 0.0),  # type: ignore[arg-type]
         training=TrainingSpec(**training) if isinstance(training, dict) else None,
         resume_from=str(data.get("resume_from") or ""),
+        bin_edges=tuple(
+            np.frombuffer(base64.b64decode(str(data.get("bin_edges") or "")), "<f8").tolist()
+        ),
     )
 
 
@@ -328,7 +354,10 @@ class JobRunner:
                     )
                 declared.add((schema.lo, schema.hi))
             lo, hi = next(iter(declared))
-            if column in given:
+            if query.statistic is Statistic.HISTOGRAM:
+                # Values are clamped into the first/last bin: the edges are the bounds.
+                bounds.append(ColumnBound(column, query.bin_edges[0], query.bin_edges[-1]))
+            elif column in given:
                 bounds.append(given[column])
             elif len(declared) == 1 and lo is not None and hi is not None:
                 bounds.append(ColumnBound(column, lo, hi))
@@ -361,6 +390,7 @@ class JobRunner:
             ),
             vector_length=lengths.pop() if wanted_kind == "vector" else 0,
             training=query.training,
+            bin_edges=query.bin_edges,
         )
 
     def collect_round(
@@ -450,7 +480,31 @@ def _noise_outcome(spec: JobSpec, plan: NoisePlan, decoded: np.ndarray) -> Noise
 
     sigmas: list[float] = []
     bounds: list[float] = []
-    if spec.statistic is Statistic.MEAN:
+    if spec.statistic is Statistic.HISTOGRAM:
+        # Every bin gets the same noise: one sigma and one error bound (per bin).
+        (bins,) = plan.groups
+        sigmas.append(math.sqrt(float(plan.total_variance(bins))) / scale)
+        bounds.append(bound(bins, Fraction(95, 100)) / scale)
+    elif spec.statistic is Statistic.VARIANCE:
+        centred, squares, count = plan.groups
+        # Three noises, each within its 98.33% bound (union bound: 95% together). The error of
+        # (S2 - S1^2/n)/(n-1) is at most (e2 + 2 h e1 + e1^2/n + h^2 eN) / (n - 1 - eN).
+        third = Fraction(1, 3)
+        e1 = bound(centred, 1 - third * Fraction(5, 100)) / scale
+        e2 = bound(squares, 1 - third * Fraction(5, 100)) / scale
+        e_n = bound(count, 1 - third * Fraction(5, 100)) / scale
+        noisy_n = max(2.0, float(decoded[-1]))
+        s1 = math.sqrt(float(plan.total_variance(centred))) / scale
+        s2 = math.sqrt(float(plan.total_variance(squares))) / scale
+        s_n = math.sqrt(float(plan.total_variance(count))) / scale
+        for column in spec.columns:
+            half = (column.hi - column.lo) / 2
+            sigmas.append(
+                math.sqrt(s2**2 + (2 * half * s1) ** 2 + (half * half * s_n) ** 2) / (noisy_n - 1)
+            )
+            worst = e2 + 2 * half * e1 + e1 * e1 / noisy_n + half * half * e_n
+            bounds.append(min(half * half, worst / max(1.0, noisy_n - 1 - e_n)))
+    elif spec.statistic is Statistic.MEAN:
         sums, count = plan.groups
         noisy_n = max(1.0, float(decoded[-1]))
         # Both noises within their 97.5% bounds (union bound: 95% together).
@@ -487,8 +541,12 @@ def _noise_outcome(spec: JobSpec, plan: NoisePlan, decoded: np.ndarray) -> Noise
 def _tolerance(spec: JobSpec) -> float:
     """Worst-case fixed-point error of each released value (from public limits only)."""
     half_step = resolution(spec.frac_bits) / 2
-    if spec.statistic is Statistic.COUNT:
+    if spec.statistic in (Statistic.COUNT, Statistic.HISTOGRAM):
         return 0.0
+    if spec.statistic is Statistic.VARIANCE:
+        # (S2 - S1^2/n)/(n-1) with |dS1|, |dS2| <= n half_step and n/(n-1) <= 2 (n >= 2).
+        half = max((b.hi - b.lo) / 2 for b in spec.columns)
+        return half_step * (2 + 4 * half + 2 * half_step)
     if spec.statistic is Statistic.MEAN:
         return half_step
     if spec.statistic is Statistic.VECTOR_SUM:

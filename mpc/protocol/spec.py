@@ -8,11 +8,14 @@ their own digest have thereby checked that the coordinator showed them all the s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+
+import numpy as np
 
 from mpc.errors import QueryError
 from mpc.identity import check_party_id
@@ -30,6 +33,8 @@ class Statistic(StrEnum):
     MEAN = "mean"
     VECTOR_SUM = "vector_sum"
     TRAIN = "train"  # one round of a training job (see TrainingSpec and mpc.training)
+    VARIANCE = "variance"  # sample variance per column (centred moments, see mpc.stats)
+    HISTOGRAM = "histogram"  # counts per bin of one column over declared bin edges
 
 
 class NoiseMode(StrEnum):
@@ -39,7 +44,19 @@ class NoiseMode(StrEnum):
 
 
 #: Statistics with a record-level sensitivity, so DP noise can be calibrated for them.
-DP_STATISTICS = frozenset({Statistic.SUM, Statistic.COUNT, Statistic.MEAN, Statistic.TRAIN})
+DP_STATISTICS = frozenset(
+    {
+        Statistic.SUM,
+        Statistic.COUNT,
+        Statistic.MEAN,
+        Statistic.TRAIN,
+        Statistic.VARIANCE,
+        Statistic.HISTOGRAM,
+    }
+)
+
+#: Largest number of histogram bins (the output vector has one entry per bin).
+MAX_HISTOGRAM_BINS = 1 << 20
 
 
 class Model(StrEnum):
@@ -148,9 +165,12 @@ class JobSpec:
     privacy: PrivacySpec | None = None
     protocol_version: int = PROTOCOL_VERSION
     training: TrainingSpec | None = None
+    #: Histogram bin edges (statistic ``histogram`` only); empty for every other statistic.
+    bin_edges: tuple[float, ...] = ()
     _digest: bytes = field(default=b"", compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "bin_edges", tuple(float(e) for e in self.bin_edges))
         validate_spec(self)
         object.__setattr__(self, "_digest", spec_digest_of(self.canonical()))
 
@@ -169,11 +189,16 @@ class JobSpec:
         raise QueryError(f"party {party_id!r} is not a participant of job {self.job_id}")
 
     def canonical(self) -> bytes:
-        data = asdict(self)
+        # Histogram edges enter as the SHA-256 of their little-endian float64 bytes (binding
+        # like the values themselves, without a megabyte of JSON for 2^20 bins).
+        data = asdict(_without_edges(self))
         data.pop("_digest")
         data["statistic"] = self.statistic.value
         if self.privacy is not None:
             data["privacy"]["noise"] = self.privacy.noise.value
+        data.pop("bin_edges")  # digests of non-histogram jobs are unchanged
+        if self.bin_edges:
+            data["bin_edges_sha256"] = hashlib.sha256(edges_to_bytes(self.bin_edges)).hexdigest()
         if self.training is None:
             data.pop("training")  # digests of non-training jobs are unchanged
         else:
@@ -190,6 +215,36 @@ def check_bounds(column: str, lo: float, hi: float) -> None:
         raise QueryError(f"column {column!r}: bounds must be finite numbers")
     if lo > hi:
         raise QueryError(f"column {column!r}: lower bound {lo:g} is above upper bound {hi:g}")
+
+
+def edges_to_bytes(edges: tuple[float, ...]) -> bytes:
+    """Bin edges as little-endian float64 bytes (their wire and digest encoding)."""
+    return np.asarray(edges, dtype="<f8").tobytes()
+
+
+def _without_edges(spec: JobSpec) -> JobSpec:
+    """A shallow copy of ``spec`` without its bin edges, for :func:`dataclasses.asdict` (no
+    validation: only used to encode)."""
+    if not spec.bin_edges:
+        return spec
+    copy = object.__new__(JobSpec)
+    for name, value in spec.__dict__.items():
+        object.__setattr__(copy, name, value)
+    object.__setattr__(copy, "bin_edges", ())
+    return copy
+
+
+def check_bin_edges(edges: tuple[float, ...]) -> None:
+    """Histogram bin edges: at least 2, finite, strictly increasing, at most 2^20 bins."""
+    if len(edges) < 2:
+        raise QueryError("a histogram needs at least 2 bin edges")
+    if len(edges) - 1 > MAX_HISTOGRAM_BINS:
+        raise QueryError(f"a histogram has at most {MAX_HISTOGRAM_BINS} bins")
+    array = np.asarray(edges, dtype=np.float64)
+    if not np.all(np.isfinite(array)):
+        raise QueryError("histogram bin edges must be finite numbers")
+    if not np.all(np.diff(array) > 0):
+        raise QueryError("histogram bin edges must be strictly increasing")
 
 
 def validate_spec(spec: JobSpec) -> None:
@@ -212,8 +267,17 @@ def validate_spec(spec: JobSpec) -> None:
         raise QueryError("a column is listed twice")
     for bound in spec.columns:
         check_bounds(bound.column, bound.lo, bound.hi)
-    if spec.statistic in (Statistic.SUM, Statistic.MEAN) and not spec.columns:
+    if spec.statistic in (Statistic.SUM, Statistic.MEAN, Statistic.VARIANCE) and not spec.columns:
         raise QueryError(f"{spec.statistic.value} needs at least one column")
+    if spec.statistic is Statistic.HISTOGRAM:
+        if len(spec.columns) != 1:
+            raise QueryError("histogram needs exactly one column")
+        check_bin_edges(spec.bin_edges)
+        bound = spec.columns[0]
+        if (bound.lo, bound.hi) != (spec.bin_edges[0], spec.bin_edges[-1]):
+            raise QueryError("a histogram's column bounds must be its first and last bin edges")
+    elif spec.bin_edges:
+        raise QueryError("bin_edges are only for histogram")
     if spec.statistic is Statistic.VECTOR_SUM:
         if len(spec.columns) != 1 or spec.vector_length < 1:
             raise QueryError("vector_sum needs exactly one bounds entry and a vector length")
@@ -317,6 +381,7 @@ def validate_training(
 
 __all__ = [
     "DP_STATISTICS",
+    "MAX_HISTOGRAM_BINS",
     "PROTOCOL_VERSION",
     "ColumnBound",
     "JobSpec",
@@ -328,7 +393,9 @@ __all__ = [
     "Standardise",
     "Statistic",
     "TrainingSpec",
+    "check_bin_edges",
     "check_bounds",
+    "edges_to_bytes",
     "validate_privacy",
     "validate_spec",
     "validate_training",

@@ -121,6 +121,89 @@ def _mean_finish(spec: JobSpec, revealed: FloatVector) -> FloatVector:
     return np.asarray(revealed[:-1] / count, dtype=np.float64)
 
 
+def _centred_moments(spec: JobSpec, data: LocalData) -> RingVector:
+    """``[sum(x - m) per column, sum((x - m)^2) per column, count]``, ``m = (lo + hi) / 2``.
+
+    Values are clamped to ``[lo, hi]`` first, then encoded; every encoded term is clamped to
+    its integer bound (``mpc.dp.centred_sum_sensitivity`` for ``x - m``,
+    ``mpc.dp.fixed_point_bound(((hi - lo) / 2)^2)`` for its square) so the DP sensitivities
+    hold exactly, whatever the rounding.
+    """
+    table = data.table(spec.dataset, [c.column for c in spec.columns])
+    f = spec.frac_bits
+    firsts, seconds = [], []
+    for b in spec.columns:
+        half = (Fraction(b.hi) - Fraction(b.lo)) / 2
+        bound_1 = dp.centred_sum_sensitivity(Fraction(b.lo), Fraction(b.hi), f)
+        bound_2 = dp.fixed_point_bound(half * half, f)
+        centred = np.clip(table.column(b.column), b.lo, b.hi) - (b.lo + b.hi) / 2
+        first = np.clip(encode(centred, f).view(np.int64), -bound_1, bound_1)
+        second = np.clip(encode(centred * centred, f).view(np.int64), 0, bound_2)
+        firsts.append(first.view(np.uint64).sum(dtype=np.uint64))
+        seconds.append(second.view(np.uint64).sum(dtype=np.uint64))
+    return np.array([*firsts, *seconds, _count_entry(table.rows, f)], dtype=np.uint64)
+
+
+def _variance_local(
+    spec: JobSpec, data: LocalData, round_input: FloatVector | None = None
+) -> RingVector:
+    return _centred_moments(spec, data)
+
+
+def _variance_finish(spec: JobSpec, revealed: FloatVector) -> FloatVector:
+    """Sample variance ``(S2 - S1^2 / n) / (n - 1)`` per column, clamped to ``[0, h^2]``
+    (``h = (hi - lo) / 2``, the largest variance of values in ``[lo, hi]``).
+
+    With DP the count is the noisy one rounded, at least 2; everything is post-processing of
+    the released (noisy) sums, so it costs no privacy.
+    """
+    k = len(spec.columns)
+    if spec.privacy is not None:
+        n = float(max(2, round(float(revealed[-1]))))
+    else:
+        n = float(revealed[-1])
+        if n < 2:
+            raise QueryError("variance is undefined: fewer than 2 rows at all parties together")
+    out = []
+    for i, b in enumerate(spec.columns):
+        s1, s2 = float(revealed[i]), float(revealed[k + i])
+        half = (b.hi - b.lo) / 2
+        out.append(min(half * half, max(0.0, (s2 - s1 * s1 / n) / (n - 1))))
+    return np.array(out, dtype=np.float64)
+
+
+def _histogram_local(
+    spec: JobSpec, data: LocalData, round_input: FloatVector | None = None
+) -> RingVector:
+    """Counts per bin, encoded like counts (``count << frac_bits``).
+
+    Bins are ``[e_i, e_{i+1})``, the last one closed (as ``numpy.histogram``); values below the
+    first edge or above the last are clamped into the first/last bin.
+    """
+    column = spec.columns[0].column
+    table = data.table(spec.dataset, [column])
+    edges = np.asarray(spec.bin_edges, dtype=np.float64)
+    bins = edges.size - 1
+    values = np.clip(table.column(column), edges[0], edges[-1])
+    index = np.minimum(np.searchsorted(edges, values, side="right") - 1, bins - 1)
+    counts = np.bincount(index, minlength=bins).astype(np.uint64)
+    return np.left_shift(counts, np.uint64(spec.frac_bits))
+
+
+def _histogram_finish(spec: JobSpec, revealed: FloatVector) -> FloatVector:
+    # Noisy counts are released as the nearest non-negative integers (post-processing).
+    return np.maximum(np.rint(revealed), 0.0) if spec.privacy is not None else revealed
+
+
+def _moment_components(spec: JobSpec) -> list[Component]:
+    halves = [(b.column, (b.hi - b.lo) / 2) for b in spec.columns]
+    return [
+        *(Component(f"column {c!r} (centred)", h) for c, h in halves),
+        *(Component(f"column {c!r} (centred square)", h * h) for c, h in halves),
+        Component("count", 1.0),
+    ]
+
+
 def _vector_local(
     spec: JobSpec, data: LocalData, round_input: FloatVector | None = None
 ) -> RingVector:
@@ -171,6 +254,24 @@ REGISTRY: dict[Statistic, StatisticDef] = {
         local=_mean_local,
         finish=_mean_finish,
         labels=lambda spec: [c.column for c in spec.columns],
+    ),
+    Statistic.VARIANCE: StatisticDef(
+        name=Statistic.VARIANCE,
+        output_length=lambda spec: 2 * len(spec.columns) + 1,
+        components=_moment_components,
+        local=_variance_local,
+        finish=_variance_finish,
+        labels=lambda spec: [c.column for c in spec.columns],
+    ),
+    # One value per bin; one label (the column) for the whole vector, since 2^20 bin labels
+    # would not fit a result header. Bin i is [bin_edges[i], bin_edges[i + 1]).
+    Statistic.HISTOGRAM: StatisticDef(
+        name=Statistic.HISTOGRAM,
+        output_length=lambda spec: len(spec.bin_edges) - 1,
+        components=lambda spec: [Component("bin count", 1.0)],
+        local=_histogram_local,
+        finish=_histogram_finish,
+        labels=lambda spec: [spec.columns[0].column],
     ),
     Statistic.VECTOR_SUM: StatisticDef(
         name=Statistic.VECTOR_SUM,

@@ -14,6 +14,15 @@ honest party, on encoded values):
   columns) and the count, the zCDP budget split evenly between the two groups
   (:func:`mpc.dp.split_mean_budget` explains why), released through the estimator
   ``m + (S + Z_S) / max(1, n + Z_N)`` clamped to ``[L, U]`` (post-processing).
+* variance of k columns: centred sums ``sum(x - m)`` (sensitivity ``(U-L)/2`` per column),
+  centred squares ``sum((x - m)^2)`` (sensitivity ``((U-L)/2)^2`` per column; every encoded term
+  clamped to its integer bound) and the count (1), the zCDP budget split evenly in thirds over
+  the three groups (simple and symmetric: with ``h = (U-L)/2`` all three noises enter the
+  estimator ``(S2 - S1^2/n)/(n-1)`` at the scale ``h^2/n`` in the worst case), released clamped
+  to ``[0, h^2]`` (post-processing);
+* histogram over b bins: one group of b entries, L2 (and L1) sensitivity ``2^f`` — adding or
+  removing one record changes exactly one bin by one; noisy counts are released rounded to
+  non-negative integers.
 
 Central mode adds ``N_Z(0, sigma^2)`` per entry at the coordinator (cost ``D^2/(2 sigma^2)``).
 Distributed mode has each of the n parties add ``N_Z(0, sigma^2 / (n - t))``; only the
@@ -123,6 +132,7 @@ class _Shape:
     statistic: Statistic
     columns: tuple[ColumnBound, ...]
     frac_bits: int
+    bins: int = 0  # histogram only
 
 
 def _groups(spec: _Shape) -> list[tuple[str, int, int, int, int, Fraction]]:
@@ -144,6 +154,22 @@ def _groups(spec: _Shape) -> list[tuple[str, int, int, int, int, Fraction]]:
             ("centred sum", 0, k, _l2(per), sum(per), rho_sum),
             ("count", k, k + 1, one, one, rho_count),
         ]
+    if spec.statistic is Statistic.VARIANCE:
+        lows_highs = [(_exact(b.lo), _exact(b.hi)) for b in spec.columns]
+        per = [dp.centred_sum_sensitivity(lo, hi, f) for lo, hi in lows_highs]
+        if not all(per):
+            raise QueryError("a variance column has lo == hi: its variance is known (0)")
+        squares = [dp.fixed_point_bound(((hi - lo) / 2) ** 2, f) for lo, hi in lows_highs]
+        third = Fraction(1, 3)
+        return [
+            ("centred sum", 0, k, _l2(per), sum(per), third),
+            ("centred square", k, 2 * k, _l2(squares), sum(squares), third),
+            ("count", 2 * k, 2 * k + 1, one, one, third),
+        ]
+    if spec.statistic is Statistic.HISTOGRAM:
+        # Add/remove one record: exactly one bin moves by one count (L1 = L2 = 2^f).
+        sensitivity = dp.histogram_sensitivity(f)
+        return [("histogram", 0, spec.bins, sensitivity, sensitivity, Fraction(1))]
     raise QueryError(f"{spec.statistic.value} does not support differential privacy")
 
 
@@ -157,7 +183,10 @@ def plan_noise(spec: JobSpec) -> NoisePlan | None:
         )
     # The plan depends only on public parameters, not on the job id or who takes part: cache
     # it (calibration searches take milliseconds, and every party and the coordinator plan).
-    return _plan(spec.statistic, spec.columns, spec.frac_bits, len(spec.participants), spec.privacy)
+    bins = len(spec.bin_edges) - 1 if spec.bin_edges else 0
+    return _plan(
+        spec.statistic, spec.columns, spec.frac_bits, len(spec.participants), spec.privacy, bins
+    )
 
 
 @functools.lru_cache(maxsize=512)
@@ -167,8 +196,9 @@ def _plan(
     frac_bits: int,
     n: int,
     privacy: PrivacySpec,
+    bins: int = 0,
 ) -> NoisePlan:
-    spec = _Shape(statistic, columns, frac_bits)
+    spec = _Shape(statistic, columns, frac_bits, bins)
     groups: list[NoiseGroup] = []
     cost = dp.PrivacyCost()
     if privacy.delta == 0:

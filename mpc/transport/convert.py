@@ -22,6 +22,7 @@ from mpc.protocol.spec import (
     PrivacySpec,
     Statistic,
     TrainingSpec,
+    edges_to_bytes,
 )
 from mpc.ring import RingVector
 from mpc.sharing import CHUNK_WORDS
@@ -60,6 +61,7 @@ def spec_to_proto(spec: JobSpec) -> common_pb2.JobSpec:
             colluders=spec.privacy.colluders,
         ),
         training=None if spec.training is None else training_to_proto(spec.training),
+        bin_edges=edges_to_bytes(spec.bin_edges) if spec.bin_edges else b"",
     )
 
 
@@ -125,7 +127,13 @@ def spec_from_proto(message: common_pb2.JobSpec) -> JobSpec:
         if message.HasField("privacy")
         else None,
         training=training_from_proto(message.training) if message.HasField("training") else None,
+        bin_edges=edges_from_bytes(message.bin_edges),
     )
+
+
+def edges_from_bytes(data: bytes) -> tuple[float, ...]:
+    """Histogram bin edges from little-endian float64 bytes (empty: none)."""
+    return tuple(floats_from_bytes(data).tolist())
 
 
 def budget_to_proto(status: BudgetStatus) -> common_pb2.BudgetStatus:
@@ -277,6 +285,7 @@ __all__ = [
     "coordinator_pb2",
     "dataset_from_proto",
     "dataset_to_proto",
+    "edges_from_bytes",
     "float_chunks",
     "floats_from_chunks",
     "offer_from_proto",

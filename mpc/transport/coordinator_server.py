@@ -52,6 +52,7 @@ def query_from_proto(message: coordinator_pb2.Query) -> Query:
         if message.HasField("training") and not message.resume_from
         else None,
         resume_from=message.resume_from,
+        bin_edges=convert.edges_from_bytes(message.bin_edges),
     )
 
 

@@ -17,8 +17,9 @@ from cryptography import x509
 from mpc.errors import AccessDeniedError
 from mpc.identity import Identity, Role, cert_name, cert_role
 
-#: Above the ~1 MiB chunks with room for headers; anything larger is refused by gRPC itself.
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024 + 64 * 1024
+#: Above the ~1 MiB chunks and a job spec with 2^20 histogram bins (2^20 + 1 float64 edges,
+#: 8 MiB), with room for headers; anything larger is refused by gRPC itself.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024 + 64 * 1024
 
 _COMMON_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

@@ -25,7 +25,7 @@ class Participant(_message.Message):
     def __init__(self, party_id: _Optional[str] = ..., max_rows: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("job_id", "statistic", "dataset", "columns", "frac_bits", "participants", "vector_length", "protocol_version", "privacy", "training")
+    __slots__ = ("job_id", "statistic", "dataset", "columns", "frac_bits", "participants", "vector_length", "protocol_version", "privacy", "training", "bin_edges")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class JobSpec(_message.Message):
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     PRIVACY_FIELD_NUMBER: _ClassVar[int]
     TRAINING_FIELD_NUMBER: _ClassVar[int]
+    BIN_EDGES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     statistic: str
     dataset: str
@@ -46,7 +47,8 @@ class JobSpec(_message.Message):
     protocol_version: int
     privacy: PrivacySpec
     training: TrainingSpec
-    def __init__(self, job_id: _Optional[str] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., vector_length: _Optional[int] = ..., protocol_version: _Optional[int] = ..., privacy: _Optional[_Union[PrivacySpec, _Mapping]] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ...) -> None: ...
+    bin_edges: bytes
+    def __init__(self, job_id: _Optional[str] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., vector_length: _Optional[int] = ..., protocol_version: _Optional[int] = ..., privacy: _Optional[_Union[PrivacySpec, _Mapping]] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ..., bin_edges: _Optional[bytes] = ...) -> None: ...
 
 class TrainingSpec(_message.Message):
     __slots__ = ("model", "label", "rounds", "lr", "l2", "clip", "batch_rate", "method", "tol", "holdout", "standardise", "start_round")

@@ -22,7 +22,7 @@ JOB_STATE_SUCCEEDED: JobState
 JOB_STATE_FAILED: JobState
 
 class Query(_message.Message):
-    __slots__ = ("statistic", "dataset", "columns", "bounds", "frac_bits", "parties", "noise", "epsilon", "delta", "training", "resume_from")
+    __slots__ = ("statistic", "dataset", "columns", "bounds", "frac_bits", "parties", "noise", "epsilon", "delta", "training", "resume_from", "bin_edges")
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +34,7 @@ class Query(_message.Message):
     DELTA_FIELD_NUMBER: _ClassVar[int]
     TRAINING_FIELD_NUMBER: _ClassVar[int]
     RESUME_FROM_FIELD_NUMBER: _ClassVar[int]
+    BIN_EDGES_FIELD_NUMBER: _ClassVar[int]
     statistic: str
     dataset: str
     columns: _containers.RepeatedScalarFieldContainer[str]
@@ -45,7 +46,8 @@ class Query(_message.Message):
     delta: float
     training: _common_pb2.TrainingSpec
     resume_from: str
-    def __init__(self, statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., parties: _Optional[_Iterable[str]] = ..., noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., training: _Optional[_Union[_common_pb2.TrainingSpec, _Mapping]] = ..., resume_from: _Optional[str] = ...) -> None: ...
+    bin_edges: bytes
+    def __init__(self, statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., parties: _Optional[_Iterable[str]] = ..., noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., training: _Optional[_Union[_common_pb2.TrainingSpec, _Mapping]] = ..., resume_from: _Optional[str] = ..., bin_edges: _Optional[bytes] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("query",)
