@@ -1,9 +1,10 @@
 """Bulk uniform random integers and Bernoulli trials from the operating system's CSPRNG.
 
 Every random bit used by the vectorised samplers comes from :func:`os.urandom`
-(``getrandom(2)`` on Linux), which we assume is a cryptographically secure generator; nothing
-here is seeded or reproducible, by design. ``numpy`` only *views* the bytes; ``numpy.random`` is
-never used.
+(``getrandom(2)`` on Linux), directly for small requests or, for large ones, as the AES-256-CTR
+keystream under a fresh key drawn from it (:func:`random_bytes`); we assume both are
+cryptographically secure generators. Nothing here is seeded or reproducible, by design.
+``numpy`` only *views* the bytes; ``numpy.random`` is never used.
 
 Exactness:
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from numpy.typing import NDArray
 
 MAX_BOUND = 1 << 63
@@ -30,12 +32,27 @@ MAX_BOUND = 1 << 63
 _TOP_BITS = 8
 
 
+#: Below this, bytes come straight from os.urandom; above it, from an AES-256-CTR keystream
+#: under a fresh 32-byte key from os.urandom used for that one request only (a standard
+#: CSPRNG construction, "fast key erasure"). getrandom(2) was the samplers' bottleneck: about a
+#: quarter of the time to draw 10^6 discrete Gaussians; AES-NI produces GB/s.
+_STREAM_THRESHOLD = 4096
+
+
+def random_bytes(count: int) -> bytes:
+    """``count`` cryptographically secure random bytes."""
+    if count < _STREAM_THRESHOLD:
+        return os.urandom(count)
+    encryptor = Cipher(algorithms.AES(os.urandom(32)), modes.CTR(bytes(16))).encryptor()
+    return encryptor.update(bytes(count))
+
+
 def random_ints(count: int, bits: int) -> NDArray[np.int64]:
     """``count`` independent uniform integers in ``[0, 2**bits)``, ``0 <= bits <= 63``."""
     if bits == 0:
         return np.zeros(count, dtype=np.int64)
     nbytes = (bits + 7) // 8
-    raw = os.urandom(count * nbytes)
+    raw = random_bytes(count * nbytes)
     mask = (1 << bits) - 1
     if nbytes in (1, 2, 4):
         ints = np.frombuffer(raw, dtype=np.dtype(f"<u{nbytes}")).astype(np.int64)
@@ -92,7 +109,7 @@ def bernoulli_below(numerators: NDArray[np.int64], bound: int) -> NDArray[np.boo
     nums = numerators
     num_top = nums >> shift
     while True:
-        top = np.frombuffer(os.urandom(nums.size), dtype=np.uint8)
+        top = np.frombuffer(random_bytes(nums.size), dtype=np.uint8)
         # top < top_limit: W < bound whatever the low bits, and W < n is settled unless
         # top == top of n. top > top_limit: W >= bound, a rejected draw to redo.
         res = top < num_top
@@ -118,5 +135,5 @@ def bernoulli_below(numerators: NDArray[np.int64], bound: int) -> NDArray[np.boo
 
 def random_bits(count: int) -> NDArray[np.bool_]:
     """``count`` independent fair coin flips (one random bit each)."""
-    raw = np.frombuffer(os.urandom((count + 7) // 8), dtype=np.uint8)
+    raw = np.frombuffer(random_bytes((count + 7) // 8), dtype=np.uint8)
     return np.unpackbits(raw)[:count].astype(np.bool_)
