@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from cryptography.exceptions import InvalidSignature
@@ -190,13 +191,30 @@ class PairwiseMask:
 CHUNK_WORDS = 128 * 1024
 
 
+class ChunkSource(Protocol):
+    """A ring vector produced chunk by chunk (e.g. encoded lazily while it is streamed)."""
+
+    @property
+    def size(self) -> int: ...
+
+    def chunk(self, start: int, stop: int) -> RingVector: ...
+
+
 def masked_chunks(
-    statistic: RingVector, mask: PairwiseMask, chunk_words: int = CHUNK_WORDS
+    statistic: RingVector | ChunkSource, mask: PairwiseMask, chunk_words: int = CHUNK_WORDS
 ) -> Iterator[tuple[int, RingVector]]:
     """Yield ``(offset, masked_chunk)`` pairs covering ``statistic`` in order."""
-    values = np.ascontiguousarray(statistic, dtype=np.uint64)
-    for offset in range(0, max(1, values.size), chunk_words):
-        chunk = values[offset : offset + chunk_words]
+    if isinstance(statistic, np.ndarray):
+        values = np.ascontiguousarray(statistic, dtype=np.uint64)
+        size = values.size
+
+        def get(start: int, stop: int) -> RingVector:
+            return values[start:stop]
+    else:
+        size = statistic.size
+        get = statistic.chunk
+    for offset in range(0, max(1, size), chunk_words):
+        chunk = np.ascontiguousarray(get(offset, min(size, offset + chunk_words)), np.uint64)
         masked = mask.next(chunk.size)  # a fresh array: add into it, no extra copy
         np.add(masked, chunk, out=masked)
         yield offset, masked
@@ -205,6 +223,7 @@ def masked_chunks(
 __all__ = [
     "CHUNK_WORDS",
     "WORD_BYTES",
+    "ChunkSource",
     "EphemeralKey",
     "PairwiseMask",
     "SigningKey",

@@ -29,7 +29,7 @@ from mpc.protocol.secure_sum import PartySession, SignedKeyOffer
 from mpc.protocol.spec import JobSpec, NoiseMode, Statistic
 from mpc.ring import FloatVector, RingVector
 from mpc.sharing import CHUNK_WORDS, masked_chunks
-from mpc.stats import definition
+from mpc.stats import EncodedVector, definition
 from mpc.stats.privacy import NoisePlan, add_noise, plan_noise
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,8 @@ class PartyRuntime:
             # This party's share of the noise, sized from the verified spec, goes in before
             # masking: nobody, the coordinator included, sees this party's exact statistic
             # or the exact aggregate.
+            if isinstance(statistic, EncodedVector):
+                statistic = statistic.full()
             statistic = add_noise(statistic, plan.sample(statistic.size))
         mask = session.round_mask(round_id)
         log.info("job %s: contributing round %d (%d words)", job_id, round_id, statistic.size)

@@ -47,7 +47,7 @@ class StatisticDef:
     output_length: Callable[[JobSpec], int]
     components: Callable[[JobSpec], list[Component]]
     # (spec, the party's data, the round's public input or None) -> encoded statistic
-    local: Callable[[JobSpec, LocalData, FloatVector | None], RingVector]
+    local: Callable[[JobSpec, LocalData, FloatVector | None], RingVector | EncodedVector]
     finish: Callable[[JobSpec, FloatVector], FloatVector]
     labels: Callable[[JobSpec], list[str]]
 
@@ -204,9 +204,34 @@ def _moment_components(spec: JobSpec) -> list[Component]:
     ]
 
 
+class EncodedVector:
+    """A vector clamped and encoded one chunk at a time, as the party streams it.
+
+    The same words as ``encode(np.clip(values, lo, hi), frac_bits)``, but the whole encoded
+    vector and its temporaries never exist at once (peak per party ~1x the input instead of
+    ~3x), and the first chunk leaves before the last one is encoded.
+    """
+
+    def __init__(self, values: FloatVector, lo: float, hi: float, frac_bits: int) -> None:
+        self._values = values
+        self._lo = lo
+        self._hi = hi
+        self._frac_bits = frac_bits
+
+    @property
+    def size(self) -> int:
+        return int(self._values.size)
+
+    def chunk(self, start: int, stop: int) -> RingVector:
+        return encode(np.clip(self._values[start:stop], self._lo, self._hi), self._frac_bits)
+
+    def full(self) -> RingVector:
+        return self.chunk(0, self.size)
+
+
 def _vector_local(
     spec: JobSpec, data: LocalData, round_input: FloatVector | None = None
-) -> RingVector:
+) -> EncodedVector:
     vector = data.vector(spec.dataset)
     if vector.size != spec.vector_length:
         raise QueryError(
@@ -214,7 +239,7 @@ def _vector_local(
             f"{spec.vector_length}"
         )
     bound = spec.columns[0]
-    return encode(np.clip(vector, bound.lo, bound.hi), spec.frac_bits)
+    return EncodedVector(vector, bound.lo, bound.hi, spec.frac_bits)
 
 
 def _bound_components(spec: JobSpec) -> list[Component]:
@@ -299,4 +324,4 @@ def definition(statistic: Statistic) -> StatisticDef:
     return REGISTRY[statistic]
 
 
-__all__ = ["REGISTRY", "LocalData", "StatisticDef", "definition"]
+__all__ = ["REGISTRY", "EncodedVector", "LocalData", "StatisticDef", "definition"]
