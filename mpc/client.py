@@ -93,10 +93,15 @@ class QueryResult:
             "bounds": {b.column: [b.lo, b.hi] for b in self.bounds},
         }
         if include_values:
+            # Suppressed cells (NaN: an exact histogram's small counts) are JSON null.
+            values = [None if np.isnan(v) else float(v) for v in self.values.tolist()]
             if len(self.labels) == self.values.size:
-                data["values"] = self.as_dict()
+                data["values"] = dict(zip(self.labels, values, strict=True))
             else:
-                data["values"] = self.values.tolist()
+                data["values"] = values
+            suppressed = int(np.count_nonzero(np.isnan(self.values)))
+            if suppressed:
+                data["suppressed_cells"] = suppressed
         data["length"] = int(self.values.size)
         data["privacy"] = self.privacy.to_json() if self.privacy else None
         return data

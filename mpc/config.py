@@ -53,6 +53,25 @@ class BudgetConfig:
         return Budget.from_epsilon_delta(self.epsilon, self.delta)
 
 
+class Participation:
+    """Participation modes of a dataset (the party's defence against differencing).
+
+    ``cohort``: exact releases are allowed, but every job on the dataset, DP or not, has
+    exactly the dataset's cohort as participants, so no two releases differ by a party.
+    ``dp-only``: every release is noised and charged to this party's ledger; any subset of
+    at least ``min_parties`` parties may take part.
+    """
+
+    COHORT = "cohort"
+    DP_ONLY = "dp-only"
+
+
+#: Default cap on histogram bins per dataset (fine enough for plots and quantiles, far too
+#: coarse to locate a single row).
+DEFAULT_MAX_BINS = 1024
+DEFAULT_MIN_PARTIES = 2
+
+
 @dataclass(frozen=True)
 class DatasetConfig:
     name: str
@@ -62,6 +81,18 @@ class DatasetConfig:
     columns: tuple[ColumnConfig, ...] = ()
     description: str = ""
     budget: BudgetConfig | None = None  # set: only DP jobs, charged to this party's ledger
+    #: "cohort" or "dp-only"; None: dp-only when the dataset has a budget, else cohort.
+    participation: str | None = None
+    #: Cohort mode: the exact participant set of every job; None: pinned at first use.
+    cohort: tuple[str, ...] | None = None
+    min_parties: int = DEFAULT_MIN_PARTIES
+    max_bins: int = DEFAULT_MAX_BINS
+
+    @property
+    def mode(self) -> str:
+        if self.participation is not None:
+            return self.participation
+        return Participation.DP_ONLY if self.budget is not None else Participation.COHORT
 
 
 @dataclass(frozen=True)
@@ -71,8 +102,11 @@ class PartyConfig:
     tls: TlsFiles
     datasets: tuple[DatasetConfig, ...]
     source: Path | None = None
-    ledger: Path | None = None  # privacy ledger (SQLite); needed when any dataset has a budget
-    min_colluders: int = 0  # refuse distributed-noise jobs that assume fewer colluders
+    #: Privacy ledger and party state (SQLite): DP charges, answered DP job ids, pinned cohorts.
+    ledger: Path | None = None
+    #: Refuse distributed-noise jobs sized for fewer colluders; None: n - 1 for n participants
+    #: (no honest majority assumed: this party's own noise alone meets the target).
+    min_colluders: int | None = None
 
     def dataset(self, name: str) -> DatasetConfig | None:
         return next((d for d in self.datasets if d.name == name), None)
@@ -95,6 +129,8 @@ class CoordinatorConfig:
     max_concurrent_jobs: int = 4
     budgets: dict[str, BudgetConfig] = field(default_factory=dict)
     colluders: int | None = None  # t for distributed noise; None: n - 1 (no honest majority)
+    #: Exact histograms: cells with 0 < count < this are suppressed (DataSHIELD's nfilter.tab).
+    min_cell_count: int = 3
     source: Path | None = field(default=None, compare=False)
 
 
@@ -164,6 +200,43 @@ def _check_listen(address: str, where: str) -> str:
     return address
 
 
+def _participation(
+    table: dict[str, Any], party_id: str, budget: BudgetConfig | None, where: str
+) -> dict[str, Any]:
+    """The participation policy keys of one dataset table (see :class:`Participation`)."""
+    mode = table.get("participation")
+    if mode is not None and mode not in (Participation.COHORT, Participation.DP_ONLY):
+        raise ConfigError(f"{where}: participation must be 'cohort' or 'dp-only'")
+    effective = mode or (Participation.DP_ONLY if budget is not None else Participation.COHORT)
+    if effective == Participation.DP_ONLY and budget is None:
+        raise ConfigError(
+            f"{where}: participation 'dp-only' needs a [budget]: every release is charged to it"
+        )
+    out: dict[str, Any] = {"participation": mode}
+    for key, default, least in (("min_parties", DEFAULT_MIN_PARTIES, 2), ("max_bins", None, 1)):
+        value = table.get(key, default)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConfigError(f"{where}: {key} must be an integer of at least {least}")
+        out[key] = value
+    cohort = table.get("cohort")
+    if cohort is not None:
+        if effective != Participation.COHORT:
+            raise ConfigError(f"{where}: a cohort is for participation 'cohort' only")
+        if not isinstance(cohort, list) or not all(isinstance(p, str) for p in cohort):
+            raise ConfigError(f"{where}: cohort must be a list of party ids")
+        members = tuple(sorted({check_party_id(p) for p in cohort}))
+        if len(members) != len(cohort):
+            raise ConfigError(f"{where}: cohort lists a party twice")
+        if party_id not in members:
+            raise ConfigError(f"{where}: cohort must include this party ({party_id!r})")
+        if len(members) < out.get("min_parties", DEFAULT_MIN_PARTIES):
+            raise ConfigError(f"{where}: cohort has fewer parties than min_parties")
+        out["cohort"] = members
+    return out
+
+
 def load_party_config(path: Path) -> PartyConfig:
     where = str(path)
     data = _read_toml(path)
@@ -194,6 +267,7 @@ def load_party_config(path: Path) -> PartyConfig:
         budget = (
             _budget(table["budget"], f"{dwhere} budget", party=True) if "budget" in table else None
         )
+        policy = _participation(table, party_id, budget, dwhere)
         datasets.append(
             DatasetConfig(
                 name=name,
@@ -203,13 +277,18 @@ def load_party_config(path: Path) -> PartyConfig:
                 columns=tuple(columns),
                 description=str(table.get("description", "")),
                 budget=budget,
+                **policy,
             )
         )
     ledger = _resolve(base, data["ledger"]) if isinstance(data.get("ledger"), str) else None
-    if ledger is None and any(d.budget for d in datasets):
+    # The state database is needed for DP charges and for pinning a cohort at first use.
+    needs_state = any(d.budget or (d.mode == "cohort" and d.cohort is None) for d in datasets)
+    if ledger is None and needs_state:
         ledger = path.with_name(f"{path.stem}.ledger.sqlite")
-    min_colluders = data.get("min_colluders", 0)
-    if isinstance(min_colluders, bool) or not isinstance(min_colluders, int) or min_colluders < 0:
+    min_colluders = data.get("min_colluders")
+    if min_colluders is not None and (
+        isinstance(min_colluders, bool) or not isinstance(min_colluders, int) or min_colluders < 0
+    ):
         raise ConfigError(f"{where}: min_colluders must be a non-negative integer")
     return PartyConfig(
         party_id=party_id,
@@ -258,7 +337,15 @@ def load_coordinator_config(path: Path) -> CoordinatorConfig:
         isinstance(colluders, bool) or not isinstance(colluders, int) or colluders < 0
     ):
         raise ConfigError(f"{where}: colluders must be a non-negative integer")
+    min_cell_count = data.get("min_cell_count", 3)
+    if (
+        isinstance(min_cell_count, bool)
+        or not isinstance(min_cell_count, int)
+        or min_cell_count < 0
+    ):
+        raise ConfigError(f"{where}: min_cell_count must be a non-negative integer (0: off)")
     return CoordinatorConfig(
+        min_cell_count=min_cell_count,
         listen=_check_listen(_require(data, "listen", str, where), where),
         tls=_tls(data, base, where),
         database=_resolve(base, _require(data, "database", str, where)),
@@ -273,10 +360,13 @@ def load_coordinator_config(path: Path) -> CoordinatorConfig:
 
 
 __all__ = [
+    "DEFAULT_MAX_BINS",
+    "DEFAULT_MIN_PARTIES",
     "BudgetConfig",
     "ColumnConfig",
     "CoordinatorConfig",
     "DatasetConfig",
+    "Participation",
     "PartyConfig",
     "PartyEndpoint",
     "TlsFiles",

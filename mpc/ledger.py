@@ -31,6 +31,11 @@ CREATE TABLE IF NOT EXISTS privacy_ledger (
     charged_at REAL NOT NULL,
     PRIMARY KEY (dataset, job_id)
 );
+CREATE TABLE IF NOT EXISTS pinned_cohorts (
+    dataset   TEXT PRIMARY KEY,
+    parties   TEXT NOT NULL,
+    pinned_at REAL NOT NULL
+);
 """
 
 
@@ -141,6 +146,26 @@ class Ledger:
             budget_delta=float(budget.delta) if budget is not None else None,
             remaining_epsilon=_remaining_epsilon(budget, spent) if budget is not None else None,
         )
+
+    def pinned_cohort(self, dataset: str) -> tuple[str, ...] | None:
+        """The cohort pinned for ``dataset`` at its first use, if any (party state)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT parties FROM pinned_cohorts WHERE dataset = ?", (dataset,)
+            ).fetchone()
+        return None if row is None else tuple(json.loads(row[0]))
+
+    def pin_cohort(self, dataset: str, parties: tuple[str, ...]) -> tuple[str, ...]:
+        """Pin ``parties`` as the cohort of ``dataset`` unless one is pinned; the pinned one."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO pinned_cohorts VALUES (?, ?, ?)",
+                (dataset, json.dumps(sorted(parties)), time.time()),
+            )
+            row = self._db.execute(
+                "SELECT parties FROM pinned_cohorts WHERE dataset = ?", (dataset,)
+            ).fetchone()
+        return tuple(json.loads(row[0]))
 
     def datasets(self) -> list[str]:
         with self._lock:

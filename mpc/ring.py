@@ -59,6 +59,36 @@ def encode(values: npt.ArrayLike, frac_bits: int) -> RingVector:
     return scaled.astype(np.int64).view(np.uint64)
 
 
+#: The largest magnitude :func:`encode_saturating` produces: below 2^63 with room for float64
+#: rounding (2^63 itself is a float64 and would overflow int64).
+_SATURATION = float(SIGNED_LIMIT - 2**11)
+
+
+def encode_saturating(values: npt.ArrayLike, frac_bits: int) -> RingVector:
+    """Encode like :func:`encode`, but never fail: a party's per-row arithmetic saturates.
+
+    NaN encodes as 0 and anything beyond the int64 range as the nearest representable end.
+    Parties use this for everything computed from their rows, so no value of a row can turn
+    into an error (an error that depends on data is an oracle a client can binary-search).
+    The headroom proof, re-done by every party from the signed spec before it reads data,
+    already guarantees that honest jobs never reach the saturation points; this is the
+    backstop that keeps failures a function of the spec alone.
+    """
+    _check_frac_bits(frac_bits)
+    with np.errstate(all="ignore"):
+        array = np.asarray(values, dtype=np.float64)
+        scaled = np.rint(np.ldexp(np.nan_to_num(array, nan=0.0), frac_bits))
+        scaled = np.clip(scaled, -_SATURATION, _SATURATION)
+    return scaled.astype(np.int64).view(np.uint64)
+
+
+def saturate(values: npt.ArrayLike, lo: float, hi: float) -> FloatVector:
+    """Clamp to ``[lo, hi]``; NaN becomes ``lo`` and infinities the nearest end (never fails)."""
+    with np.errstate(all="ignore"):
+        array = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=lo, posinf=hi, neginf=lo)
+        return np.asarray(np.clip(array, lo, hi), dtype=np.float64)
+
+
 def decode(ring_values: RingVector, frac_bits: int) -> FloatVector:
     """Decode ring elements (two's complement) back to float64."""
     _check_frac_bits(frac_bits)
@@ -117,6 +147,12 @@ def check_headroom(components: Sequence[Component], total_rows: int, frac_bits: 
             continue
         scale = 1 << frac_bits
         slack = math.ceil(abs(component.extra) * scale)
+        if slack >= SIGNED_LIMIT - 1 - max(1, total_rows):
+            raise QueryError(
+                f"{component.name}: the DP noise alone could wrap the 64-bit ring with "
+                f"{frac_bits} fractional bits; lower frac_bits, narrow the bounds or raise "
+                "epsilon"
+            )
         max_abs = math.floor((SIGNED_LIMIT - 1 - slack) / max(1, total_rows)) / scale
         per_row_int = max(1, math.ceil(abs(component.per_row) * scale))
         max_rows = max(0, (SIGNED_LIMIT - 1 - slack) // per_row_int)
@@ -149,7 +185,9 @@ __all__ = [
     "check_headroom",
     "decode",
     "encode",
+    "encode_saturating",
     "encoding_tolerance",
     "resolution",
     "ring_sum",
+    "saturate",
 ]

@@ -10,8 +10,11 @@ Pure module (no I/O). Security assumptions and choices:
   verifying a peer's offer over *its own* digest therefore also checks that the coordinator
   showed both of them the same job.
 * Pairwise round seeds come from HKDF-SHA256 over the X25519 secret, with the job-spec digest,
-  the round number and both party ids in ``info``: a seed is never reused across rounds, jobs
-  or pairs, so a share replayed from another round or job does not unmask.
+  the round number, the digest of the round's public input (:func:`round_input_digest`) and
+  both party ids in ``info``: a seed is never reused across rounds, jobs or pairs, so a share
+  replayed from another round or job does not unmask; and a coordinator that sends different
+  round inputs (models) to different parties gets masks that do not cancel, so the aggregate
+  it sees is uniformly random garbage rather than a difference of two parties' statistics.
 * The PRG is AES-256-CTR (``cryptography``): a CSPRNG with hardware acceleration, producing the
   mask in the same streaming order as the share leaves the party. A zero IV is safe because
   every key is used for exactly one stream.
@@ -39,6 +42,7 @@ from mpc.ring import RingVector
 
 _DOMAIN_OFFER = b"mpc/v1/ephemeral-key-offer"
 _DOMAIN_SEED = b"mpc/v1/pairwise-round-seed"
+_DOMAIN_ROUND_INPUT = b"mpc/v1/round-input"
 _ZERO_IV = bytes(16)
 WORD_BYTES = 8
 
@@ -125,16 +129,32 @@ def verify_payload(public_key: object, payload: bytes, signature: bytes) -> bool
     return True
 
 
+def round_input_digest(round_input: bytes) -> bytes:
+    """SHA-256 of a round's public input as received (empty for a query's single round)."""
+    return hashlib.sha256(_length_prefixed(_DOMAIN_ROUND_INPUT, round_input)).digest()
+
+
 def round_seed(
-    shared_secret: bytes, spec_digest: bytes, round_id: int, party_a: str, party_b: str
+    shared_secret: bytes,
+    spec_digest: bytes,
+    round_id: int,
+    party_a: str,
+    party_b: str,
+    input_digest: bytes = b"",
 ) -> bytes:
     """Derive the 32-byte AES key that pair (a, b) uses for one round of one job.
 
-    The pair is put in a canonical order so both ends derive the same key.
+    The pair is put in a canonical order so both ends derive the same key. ``input_digest``
+    (:func:`round_input_digest`) binds what the coordinator sent for this round.
     """
     low, high = sorted((party_a, party_b))
     info = _length_prefixed(
-        _DOMAIN_SEED, spec_digest, round_id.to_bytes(8, "big"), low.encode(), high.encode()
+        _DOMAIN_SEED,
+        spec_digest,
+        round_id.to_bytes(8, "big"),
+        input_digest,
+        low.encode(),
+        high.encode(),
     )
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(shared_secret)
 
@@ -229,6 +249,7 @@ __all__ = [
     "SigningKey",
     "key_offer_payload",
     "masked_chunks",
+    "round_input_digest",
     "round_seed",
     "sign_payload",
     "spec_digest_of",

@@ -230,7 +230,9 @@ class JobRunner:
         ledger: Ledger | None = None,
         budgets: Mapping[str, BudgetConfig] | None = None,
         colluders: int | None = None,
+        min_cell_count: int = 3,
     ) -> None:
+        self._min_cell_count = min_cell_count
         self._ledger = ledger
         self._budgets = dict(budgets or {})
         self._colluders = colluders
@@ -269,6 +271,8 @@ class JobRunner:
         progress("reveal", "decoding the aggregate", 0.9)
         decoded = decode(revealed, spec.frac_bits)
         values = stat.finish(spec, decoded)
+        if spec.statistic is Statistic.HISTOGRAM and plan is None and self._min_cell_count > 1:
+            values = suppress_small_cells(values, self._min_cell_count)
         noise = _noise_outcome(spec, plan, decoded) if plan else None
         return Outcome(spec, stat.labels(spec), values, _tolerance(spec), noise)
 
@@ -334,6 +338,7 @@ class JobRunner:
             if found is None:
                 raise QueryError(f"unknown dataset {query.dataset!r} at party {pid!r}")
             datasets[pid] = found
+        _mirror_policies(query, datasets)
         kinds = {d.kind for d in datasets.values()}
         wanted_kind = "vector" if query.statistic is Statistic.VECTOR_SUM else "table"
         if kinds != {wanted_kind}:
@@ -465,6 +470,57 @@ class JobRunner:
     def _abort_all(self, links: Sequence[PartyLink], job_id: str, reason: str) -> None:
         for link in links:
             self._pool.submit(link.abort, job_id, reason, 2.0)
+
+
+def _mirror_policies(query: Query, datasets: Mapping[str, DatasetInfo]) -> None:
+    """Refuse early what the parties would refuse from their published status and policy.
+
+    The parties' own checks are the ones that count; this only saves a round trip and gives
+    the client the same public reason.
+    """
+    parties = sorted(datasets)
+    dp = query.noise is not NoiseMode.NONE
+    for pid, info in sorted(datasets.items()):
+        if not info.available:
+            raise QueryError(f"dataset {query.dataset!r} is unavailable at party {pid!r}")
+        for column in info.columns:
+            if column.name in query.columns and not column.available:
+                raise QueryError(
+                    f"column {column.name!r} of dataset {query.dataset!r} is unavailable at "
+                    f"party {pid!r}"
+                )
+        if info.participation == "dp-only" and not dp:
+            raise QueryError(
+                f"dataset {query.dataset!r} is dp-only at party {pid!r}: every release must be "
+                "differentially private (pass --epsilon)"
+            )
+        if info.participation == "cohort" and info.cohort and list(info.cohort) != parties:
+            raise QueryError(
+                f"party {pid!r} answers dataset {query.dataset!r} only for its whole cohort "
+                f"{list(info.cohort)} (participation policy); this job has {parties}"
+            )
+        if info.min_parties and len(parties) < info.min_parties:
+            raise QueryError(
+                f"party {pid!r} needs at least {info.min_parties} participating parties for "
+                f"dataset {query.dataset!r} (min_parties)"
+            )
+        bins = len(query.bin_edges) - 1
+        if query.statistic is Statistic.HISTOGRAM and info.max_bins and bins > info.max_bins:
+            raise QueryError(
+                f"histogram of {bins} bins: party {pid!r} allows at most {info.max_bins} for "
+                f"dataset {query.dataset!r} (max_bins)"
+            )
+
+
+def suppress_small_cells(counts: np.ndarray, min_count: int) -> np.ndarray:
+    """Exact counts in ``(0, min_count)`` become NaN (DataSHIELD's ``nfilter.tab`` rule).
+
+    A client-facing disclosure control: it stops an honest coordinator from handing a client
+    a cell that singles out one or two rows. It is not a defence against a curious
+    coordinator, which sees the exact counts (the parties' max_bins policy and DP are).
+    """
+    small = (counts > 0) & (counts < min_count)
+    return np.where(small, np.nan, counts)
 
 
 def _noise_outcome(spec: JobSpec, plan: NoisePlan, decoded: np.ndarray) -> NoiseOutcome:

@@ -75,6 +75,7 @@ class CoordinatorService:
         ledger: Ledger | None = None,
         budgets: Mapping[str, BudgetConfig] | None = None,
         colluders: int | None = None,
+        min_cell_count: int = 3,
     ) -> None:
         self._ledger = ledger
         self._budgets = dict(budgets or {})
@@ -94,6 +95,7 @@ class CoordinatorService:
             ledger=ledger,
             budgets=self._budgets,
             colluders=colluders,
+            min_cell_count=min_cell_count,
         )
         self._logs: dict[str, _EventLog] = {}
         self._lock = threading.Lock()

@@ -28,6 +28,7 @@ import numpy as np
 from mpc import training as tr
 from mpc.coordinator.jobs import JobRunner, NoiseOutcome, Progress, Query
 from mpc.errors import MpcError, QueryError
+from mpc.protocol.rounds import MAX_WEIGHT, schedule_of
 from mpc.protocol.spec import JobSpec, Method, Standardise
 from mpc.ring import check_headroom, decode, resolution
 from mpc.stats.privacy import NoisePlan, add_noise, plan_noise
@@ -152,7 +153,8 @@ def train(
         else:
             w = np.zeros(s.p)
             scaling = tr.bounds_scaling(spec)
-            if t.standardise is Standardise.SECURE or t.method is Method.CLOSED_FORM:
+            # The signed spec fixes whether round 0 is the moments round (parties enforce it).
+            if schedule_of(spec).gram:
                 progress("moments", "secure sums of the features' moments over all parties", 0.05)
                 scaled = collect(tr.round_input(tr.KIND_GRAM), tr.gram_length(spec))
                 gram = tr.raw_gram(spec, scaled)
@@ -200,6 +202,12 @@ def train(
                     w = w - tr.newton_step(grad, vals[s.p + 2 :], n, t.l2)
                 else:
                     w = w - t.lr * grad
+                if not np.all(np.isfinite(w)) or float(np.max(np.abs(w))) > MAX_WEIGHT:
+                    # Parties refuse such a model anyway (a public check of the round input).
+                    raise QueryError(
+                        f"training diverged in round {done + 1}: a model weight exceeds "
+                        f"{MAX_WEIGHT:g}; lower lr (now {t.lr:g}) or add l2"
+                    )
                 done += 1
                 if checkpoint:
                     checkpoint(TrainState(done, w.tolist(), scaling.to_json(), curve))

@@ -33,18 +33,42 @@ class DatasetFile:
     bounds: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     budget: tuple[float, float] | None = None  # this party's (epsilon, delta) for the dataset
     allow_central: bool = False
+    #: Participation policy (see the README's config reference): "cohort" or "dp-only";
+    #: None leaves the party's default (dp-only with a budget, else cohort).
+    participation: str | None = None
+    #: The cohort to declare; None: every party of the cluster holding this dataset (cohort
+    #: mode), so a cluster never depends on pinning at first use.
+    cohort: tuple[str, ...] | None = None
+    min_parties: int | None = None
+    max_bins: int | None = None
 
 
 def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
+def _toml_list(values: tuple[str, ...] | list[str]) -> str:
+    return "[" + ", ".join(_toml_str(v) for v in values) + "]"
+
+
 def party_config_text(
-    party_id: str, listen: str, tls_dir: Path, datasets: Mapping[str, DatasetFile]
+    party_id: str,
+    listen: str,
+    tls_dir: Path,
+    datasets: Mapping[str, DatasetFile],
+    *,
+    cohorts: Mapping[str, tuple[str, ...]] | None = None,
+    min_colluders: int | None = None,
 ) -> str:
+    """A party's config.toml. ``cohorts`` maps a dataset to the cohort to declare when its
+    :class:`DatasetFile` names none (and its participation is not dp-only)."""
     lines = [
         f"id = {_toml_str(party_id)}",
         f"listen = {_toml_str(listen)}",
+    ]
+    if min_colluders is not None:
+        lines.append(f"min_colluders = {int(min_colluders)}")
+    lines += [
         "",
         "[tls]",
         f"ca = {_toml_str(str(tls_dir / 'ca.pem'))}",
@@ -59,6 +83,20 @@ def party_config_text(
             f"kind = {_toml_str(dataset.kind)}",
             f"max_rows = {dataset.max_rows}",
         ]
+        if dataset.participation is not None:
+            lines.append(f"participation = {_toml_str(dataset.participation)}")
+        cohort = dataset.cohort
+        dp_only = dataset.participation == "dp-only" or (
+            dataset.participation is None and dataset.budget is not None
+        )
+        if cohort is None and not dp_only and cohorts is not None:
+            cohort = cohorts.get(name)
+        if cohort is not None:
+            lines.append(f"cohort = {_toml_list(cohort)}")
+        if dataset.min_parties is not None:
+            lines.append(f"min_parties = {int(dataset.min_parties)}")
+        if dataset.max_bins is not None:
+            lines.append(f"max_bins = {int(dataset.max_bins)}")
         if dataset.budget is not None:
             epsilon, delta = dataset.budget
             lines += [
@@ -86,12 +124,14 @@ def coordinator_config_text(
     job_timeout: float = 60.0,
     rpc_timeout: float = 10.0,
     budgets: Mapping[str, tuple[float, float]] | None = None,
+    min_cell_count: int | None = None,
 ) -> str:
     lines = [
         f"listen = {_toml_str(listen)}",
         f"database = {_toml_str(str(database))}",
         f"job_timeout_seconds = {float(job_timeout)!r}",
         f"rpc_timeout_seconds = {float(rpc_timeout)!r}",
+        *([] if min_cell_count is None else [f"min_cell_count = {int(min_cell_count)}"]),
         "",
         "[tls]",
         f"ca = {_toml_str(str(tls_dir / 'ca.pem'))}",
@@ -138,8 +178,12 @@ class LocalCluster:
         start_timeout: float = 60.0,
         log_level: str = "INFO",
         budgets: Mapping[str, tuple[float, float]] | None = None,
+        min_colluders: int | None = None,
+        min_cell_count: int | None = None,
     ) -> None:
         self.budgets = dict(budgets or {})
+        self.min_colluders = min_colluders
+        self.min_cell_count = min_cell_count
         self.workdir = workdir
         self.datasets = datasets
         self.tls_dir = workdir / "certs"
@@ -178,6 +222,14 @@ class LocalCluster:
             self.addresses[party_id] = self._wait_ready(party_id)
         self.start_coordinator()
 
+    def cohorts(self) -> dict[str, tuple[str, ...]]:
+        """Per dataset name: every party of this cluster that holds it (the default cohort)."""
+        names = {name for held in self.datasets.values() for name in held}
+        return {
+            name: tuple(pid for pid in self.party_ids if name in self.datasets[pid])
+            for name in sorted(names)
+        }
+
     def party_config_path(self, party_id: str) -> Path:
         return self.workdir / f"party-{party_id}.toml"
 
@@ -186,7 +238,14 @@ class LocalCluster:
         if listen == "127.0.0.1:0" and party_id in self.addresses:
             listen = self.addresses[party_id]  # a restart keeps its address
         config.write_text(
-            party_config_text(party_id, listen, self.tls_dir, self.datasets[party_id])
+            party_config_text(
+                party_id,
+                listen,
+                self.tls_dir,
+                self.datasets[party_id],
+                cohorts=self.cohorts(),
+                min_colluders=self.min_colluders,
+            )
         )
         self._spawn(party_id, ["party", "serve", "--config", str(config)])
 
@@ -201,6 +260,7 @@ class LocalCluster:
                 self.job_timeout,
                 self.rpc_timeout,
                 self.budgets,
+                self.min_cell_count,
             )
         )
         self._spawn("coordinator", ["coordinator", "serve", "--config", str(config)])

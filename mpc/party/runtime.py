@@ -1,9 +1,28 @@
-"""The party runtime: checks jobs against local data and limits, runs sessions.
+"""The party runtime: checks jobs against its own policy and public limits, runs sessions.
 
 Transport-agnostic: the gRPC servicer converts messages and calls these methods, and tests
-call them directly. Party-side limits are enforced here, by the data owner's own code: every
-value is clamped to the job's declared bounds (in :mod:`mpc.stats`), and a job is refused
-when this party's dataset is over its configured row limit or the spec misstates that limit.
+call them directly.
+
+The rule this module enforces: **what leaves the party depends on its data only through the
+masked (and, with DP, noised) share.** Every refusal below is decided from public
+information only, before any row is read: the signed spec, this party's config and policy,
+and the public status of its datasets (decided when the file is loaded, never per job):
+
+* participation policy per dataset (:class:`mpc.config.Participation`): in *cohort* mode
+  every job has exactly the cohort as participants (declared, or pinned durably at first
+  use), so no two releases differ by one party; in *dp-only* mode every release is noised and
+  charged to this party's ledger;
+* at least ``min_parties`` participants, at most ``max_bins`` histogram bins;
+* distributed noise sized for at least ``min_colluders`` colluders (default ``n - 1``): this
+  party never adds less noise than its own policy implies;
+* the ring headroom re-proved from the spec's bounds, ``frac_bits`` and row limits;
+* the round schedule fixed by the spec (:mod:`mpc.protocol.rounds`), each round answered at
+  most once, its public input bound into the round's mask keys;
+* a DP job's charge written durably before anything is computed, one charge per job id.
+
+Once a job passes these checks, its computation cannot fail on any data: values are clamped
+to the declared bounds, per-row arithmetic saturates and encoding saturates
+(:func:`mpc.ring.encode_saturating`). An empty dataset contributes zeros.
 """
 
 from __future__ import annotations
@@ -11,9 +30,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 
-from mpc.config import DatasetConfig, PartyConfig
+import numpy as np
+
+from mpc.config import DatasetConfig, Participation, PartyConfig
 from mpc.errors import (
     ConfigError,
     InputDataError,
@@ -24,10 +47,11 @@ from mpc.errors import (
 from mpc.identity import Identity
 from mpc.ledger import BudgetStatus, Ledger
 from mpc.party.data import DataStore
+from mpc.protocol.rounds import MAX_WEIGHT, RoundTracker, round_kind
 from mpc.protocol.schema import ColumnInfo, DatasetInfo
 from mpc.protocol.secure_sum import PartySession, SignedKeyOffer
 from mpc.protocol.spec import JobSpec, NoiseMode, Statistic
-from mpc.ring import FloatVector, RingVector
+from mpc.ring import FloatVector, RingVector, check_headroom, resolution
 from mpc.sharing import CHUNK_WORDS, masked_chunks
 from mpc.stats import EncodedVector, definition
 from mpc.stats.privacy import NoisePlan, add_noise, plan_noise
@@ -36,6 +60,18 @@ log = logging.getLogger(__name__)
 
 #: Sessions not finished within this time are dropped (their keys with them).
 SESSION_TTL_SECONDS = 600.0
+#: Job ids remembered in memory to refuse a second setup (DP job ids are in the ledger too).
+SEEN_JOBS_LIMIT = 100_000
+
+
+class _Job:
+    """A set-up job: its key session, round tracker and noise plan."""
+
+    def __init__(self, session: PartySession, plan: NoisePlan | None) -> None:
+        self.session = session
+        self.rounds = RoundTracker(session.spec)
+        self.plan = plan
+        self.started = time.monotonic()
 
 
 class PartyRuntime:
@@ -50,29 +86,31 @@ class PartyRuntime:
         self._identity = identity
         self._store = DataStore(config.datasets)
         self._ledger = Ledger(config.ledger) if config.ledger is not None else None
-        self._plans: dict[str, NoisePlan] = {}
-        self._train_rounds: dict[str, int] = {}
-        self._sessions: dict[str, tuple[float, PartySession]] = {}
+        self._jobs: dict[str, _Job] = {}
+        self._seen: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
 
     # --- public schema -------------------------------------------------------------------
 
     def describe(self) -> list[DatasetInfo]:
+        """Public schemas with each dataset's public status and this party's policy."""
         infos = []
         for dataset in self.config.datasets:
             declared = {c.name: c for c in dataset.columns}
-            try:
-                names = self._store.columns_of(dataset.name)
-                length = self._store.vector(dataset.name).size if dataset.kind == "vector" else 0
-            except InputDataError as exc:
-                log.warning("dataset %r is not readable: %s", dataset.name, exc)
-                names, length = list(declared), 0
+            available = self._store.available(dataset.name)
+            names = self._store.columns_of(dataset.name) if available else list(declared)
+            length = (
+                self._store.vector(dataset.name).size
+                if available and dataset.kind == "vector"
+                else 0
+            )
             columns = tuple(
                 ColumnInfo(
                     name,
                     declared[name].lo if name in declared else None,
                     declared[name].hi if name in declared else None,
                     declared[name].description if name in declared else "",
+                    available and self._store.column_available(dataset.name, name),
                 )
                 for name in names
             )
@@ -84,6 +122,11 @@ class PartyRuntime:
                     dataset.max_rows,
                     length,
                     dataset.description,
+                    available=available,
+                    participation=dataset.mode,
+                    cohort=self._cohort(dataset) or (),
+                    min_parties=dataset.min_parties,
+                    max_bins=dataset.max_bins,
                 )
             )
         return infos
@@ -91,78 +134,89 @@ class PartyRuntime:
     # --- job stages ----------------------------------------------------------------------
 
     def setup(self, spec: JobSpec) -> SignedKeyOffer:
-        """Check the job against local data and limits, then offer a signed ephemeral key.
+        """Check the job from public information only, charge its privacy cost, offer a key.
 
-        Privacy comes first: the job's cost is computed here from the spec alone and charged
-        durably to this party's own ledger before any data is read, so a job over budget is
-        refused without touching data, and nothing is refunded afterwards.
+        Every check here reads the spec, this party's config and the public status of the
+        dataset, never a row. Privacy comes before everything that follows: the cost is
+        computed from the spec and charged durably to this party's own ledger, so a job over
+        budget is refused without touching data, and nothing is refunded afterwards.
         """
         dataset = self._store.config(spec.dataset)
-        plan = self._check_privacy(spec, dataset)
-        me = spec.participant(self.party_id)
-        if me.max_rows != dataset.max_rows:
-            raise QueryError(
-                f"job states max_rows {me.max_rows} for party {self.party_id!r}, "
-                f"but its limit for {spec.dataset!r} is {dataset.max_rows}"
-            )
-        rows = self._rows(spec)
-        if rows > dataset.max_rows:
-            raise QueryError(
-                f"party {self.party_id!r} refuses: dataset {spec.dataset!r} is over its row "
-                f"limit max_rows={dataset.max_rows}"
+        self._check_policy(spec, dataset)
+        plan = self._check_noise(spec, dataset)
+        self._check_headroom(spec, dataset, plan)
+        self._check_available(spec, dataset)
+        if dataset.mode == Participation.COHORT and dataset.cohort is None:
+            # Pin at first use (a concurrent first job may have pinned another set).
+            cohort = self._cohort(dataset, pin=spec.party_ids)
+            if cohort is not None and cohort != spec.party_ids:
+                raise QueryError(_cohort_refusal(spec, cohort))
+        with self._lock:
+            self._expire_locked()
+            if spec.job_id in self._seen:
+                raise ProtocolError(f"job {spec.job_id} was already set up on this party")
+            self._remember_locked(spec.job_id)
+        if plan is not None and self._ledger is not None:
+            budget = dataset.budget.budget() if dataset.budget else None
+            self._ledger.charge(spec.dataset, spec.job_id, plan.cost, budget)
+            log.info(
+                "job %s: charged rho %.6g to %r", spec.job_id, float(plan.cost.rho), spec.dataset
             )
         session = PartySession(spec, self._identity)
         with self._lock:
-            self._expire_locked()
-            if spec.job_id in self._sessions:
-                raise ProtocolError(f"job {spec.job_id} was already set up on this party")
-            self._sessions[spec.job_id] = (time.monotonic(), session)
-            if plan is not None:
-                self._plans[spec.job_id] = plan
+            self._jobs[spec.job_id] = _Job(session, plan)
         log.info("job %s: set up %s on %r", spec.job_id, spec.statistic.value, spec.dataset)
         return session.offer()
 
     def agree(self, job_id: str, offers: Sequence[SignedKeyOffer]) -> None:
-        self._session(job_id).agree(offers)
+        self._job(job_id).session.agree(offers)
         log.info("job %s: verified %d key offers", job_id, len(offers))
 
     def contribute(
         self, job_id: str, round_id: int, round_input: FloatVector | None = None
     ) -> tuple[int, Iterator[tuple[int, RingVector]]]:
-        """Compute the local statistic and return its length and masked chunks in order."""
-        session = self._session(job_id)
-        spec = session.spec
-        if spec.training is not None and spec.privacy is not None:
-            # The ledger was charged for exactly `rounds` noised rounds: refuse any more.
-            with self._lock:
-                used = self._train_rounds.get(job_id, 0)
-                if used >= spec.training.rounds:
-                    raise PrivacyBudgetError(
-                        f"job {job_id}: all {spec.training.rounds} charged training rounds "
-                        "were already contributed"
-                    )
-                self._train_rounds[job_id] = used + 1
-        statistic = definition(spec.statistic).local(spec, self._store, round_input)
-        with self._lock:
-            plan = self._plans.get(job_id)
-        if plan is not None and plan.distributed:
-            # This party's share of the noise, sized from the verified spec, goes in before
-            # masking: nobody, the coordinator included, sees this party's exact statistic
-            # or the exact aggregate.
-            if isinstance(statistic, EncodedVector):
-                statistic = statistic.full()
-            statistic = add_noise(statistic, plan.sample(statistic.size))
-        mask = session.round_mask(round_id)
+        """Compute the local statistic and return its length and masked chunks in order.
+
+        The round must be the next one the signed spec's schedule allows; its public input
+        is checked without data and bound into the round's mask keys.
+        """
+        job = self._job(job_id)
+        spec = job.session.spec
+        kind = round_kind(round_input)
+        _check_round_input(spec, round_input)
+        job.rounds.admit(round_id, kind)
+        raw_input = b"" if round_input is None else np.asarray(round_input, "<f8").tobytes()
+        mask = job.session.round_mask(round_id, raw_input)
+        try:
+            with np.errstate(all="ignore"):
+                statistic = definition(spec.statistic).local(spec, self._store, round_input)
+                if job.plan is not None and job.plan.distributed:
+                    # This party's share of the noise, sized from the verified spec and its
+                    # own policy, goes in before masking: nobody, the coordinator included,
+                    # sees this party's exact statistic or the exact aggregate.
+                    if isinstance(statistic, EncodedVector):
+                        statistic = statistic.full()
+                    statistic = add_noise(statistic, job.plan.sample(statistic.size))
+        except (QueryError, PrivacyBudgetError, ProtocolError):
+            raise  # raised only by checks of the spec and the round input: public
+        except Exception as exc:
+            # Every public check passed and the arithmetic saturates, so this is a bug, not a
+            # property of the data: details to the operator, none to the coordinator.
+            log.error(
+                "job %s: computing the local statistic failed (%s)",
+                job_id,
+                type(exc).__name__,
+                exc_info=True,
+            )
+            raise ProtocolError("internal error while computing the local statistic") from None
         log.info("job %s: contributing round %d (%d words)", job_id, round_id, statistic.size)
         return statistic.size, masked_chunks(statistic, mask, CHUNK_WORDS)
 
     def abort(self, job_id: str) -> None:
         with self._lock:
-            entry = self._sessions.pop(job_id, None)
-            self._plans.pop(job_id, None)
-            self._train_rounds.pop(job_id, None)
-        if entry:
-            entry[1].close()
+            job = self._jobs.pop(job_id, None)
+        if job is not None:
+            job.session.close()
             log.info("job %s: closed", job_id)
 
     def ledger_status(self) -> list[BudgetStatus]:
@@ -176,9 +230,75 @@ class PartyRuntime:
                 statuses.append(self._ledger.status(dataset.name, budget))
         return statuses
 
-    # --- helpers -------------------------------------------------------------------------
+    # --- public-only checks --------------------------------------------------------------
 
-    def _check_privacy(self, spec: JobSpec, dataset: DatasetConfig) -> NoisePlan | None:
+    def _check_policy(self, spec: JobSpec, dataset: DatasetConfig) -> None:
+        """The dataset's participation policy (the defence against differencing)."""
+        name = spec.dataset
+        wanted_kind = "vector" if spec.statistic is Statistic.VECTOR_SUM else "table"
+        if dataset.kind != wanted_kind:
+            raise QueryError(
+                f"dataset {name!r} is a {dataset.kind} dataset; {spec.statistic.value} needs a "
+                f"{wanted_kind} dataset"
+            )
+        me = spec.participant(self.party_id)
+        if me.max_rows != dataset.max_rows:
+            raise QueryError(
+                f"job states max_rows {me.max_rows} for party {self.party_id!r}, "
+                f"but its limit for {name!r} is {dataset.max_rows}"
+            )
+        parties = spec.party_ids
+        if len(parties) < dataset.min_parties:
+            raise QueryError(
+                f"dataset {name!r} needs at least {dataset.min_parties} participating parties "
+                "(min_parties)"
+            )
+        if dataset.mode == Participation.DP_ONLY:
+            if spec.privacy is None:
+                raise PrivacyBudgetError(
+                    f"dataset {name!r} is dp-only: every release must be differentially "
+                    "private (pass --epsilon)"
+                )
+        else:
+            cohort = self._cohort(dataset)
+            if cohort is None and dataset.cohort is None and self._ledger is None:
+                raise ConfigError(
+                    f"dataset {name!r} declares no cohort and this party has no state "
+                    "database to pin one: set cohort = [...] or ledger = PATH in its config"
+                )
+            if cohort is not None and parties != cohort:
+                raise QueryError(_cohort_refusal(spec, cohort))
+        if spec.statistic is Statistic.HISTOGRAM:
+            bins = len(spec.bin_edges) - 1
+            if bins > dataset.max_bins:
+                raise QueryError(
+                    f"histogram of {bins} bins: dataset {name!r} allows at most "
+                    f"{dataset.max_bins} (max_bins)"
+                )
+
+    def _cohort(
+        self, dataset: DatasetConfig, pin: tuple[str, ...] | None = None
+    ) -> tuple[str, ...] | None:
+        """The dataset's cohort: declared, or pinned durably (at first use, to ``pin``)."""
+        if dataset.mode != Participation.COHORT:
+            return None
+        if dataset.cohort is not None:
+            return dataset.cohort
+        if self._ledger is None:
+            return None
+        pinned = self._ledger.pinned_cohort(dataset.name)
+        if pinned is None and pin is not None:
+            pinned = self._ledger.pin_cohort(dataset.name, pin)
+            log.warning(
+                "dataset %r: cohort pinned at first use to %s; only its operator can change "
+                "it (declare cohort = [...] in the config)",
+                dataset.name,
+                list(pinned),
+            )
+        return pinned
+
+    def _check_noise(self, spec: JobSpec, dataset: DatasetConfig) -> NoisePlan | None:
+        """Budget rules and this party's own noise floor; the job's noise plan."""
         privacy = spec.privacy
         if dataset.budget is not None:
             if privacy is None:
@@ -191,44 +311,95 @@ class PartyRuntime:
                     f"dataset {spec.dataset!r} requires distributed noise (central noise "
                     "lets the coordinator see the exact aggregate); use --noise distributed"
                 )
-        if (
-            privacy is not None
-            and privacy.noise is NoiseMode.DISTRIBUTED
-            and privacy.colluders < self.config.min_colluders
-        ):
-            raise PrivacyBudgetError(
-                f"refuses distributed noise sized for {privacy.colluders} colluders; it "
-                f"requires at least {self.config.min_colluders}"
-            )
-        plan = plan_noise(spec)
-        if plan is not None and self._ledger is not None:
-            budget = dataset.budget.budget() if dataset.budget else None
-            self._ledger.charge(spec.dataset, spec.job_id, plan.cost, budget)
-            log.info(
-                "job %s: charged rho %.6g to %r", spec.job_id, float(plan.cost.rho), spec.dataset
-            )
-        return plan
+        if privacy is not None and privacy.noise is NoiseMode.DISTRIBUTED:
+            floor = self.config.min_colluders
+            if floor is None:
+                floor = len(spec.participants) - 1
+            if privacy.colluders < floor:
+                raise PrivacyBudgetError(
+                    f"refuses distributed noise sized for {privacy.colluders} colluders; it "
+                    f"requires at least {floor}"
+                )
+        return plan_noise(spec)
 
-    def _rows(self, spec: JobSpec) -> int:
-        if spec.statistic is Statistic.VECTOR_SUM:
+    def _check_headroom(
+        self, spec: JobSpec, dataset: DatasetConfig, plan: NoisePlan | None
+    ) -> None:
+        """Re-prove from the spec alone that no aggregate (and no own subtotal) can wrap."""
+        components = definition(spec.statistic).components(spec)
+        if plan is not None:
+            slack = plan.tail_bound() * resolution(spec.frac_bits)
+            components = [replace(c, extra=slack) for c in components]
+        check_headroom(components, max(spec.total_max_rows, dataset.max_rows), spec.frac_bits)
+
+    def _check_available(self, spec: JobSpec, dataset: DatasetConfig) -> None:
+        """The dataset's public status (decided when the file was loaded, never per job)."""
+        where = f"at party {self.party_id!r}"
+        if not self._store.available(spec.dataset):
+            raise InputDataError(f"dataset {spec.dataset!r} is unavailable {where}")
+        if dataset.kind == "vector":
             length = self._store.vector(spec.dataset).size
             if length != spec.vector_length:
                 raise QueryError(
                     f"dataset {spec.dataset!r} on party {self.party_id!r} has length {length}, "
                     f"the job expects {spec.vector_length}"
                 )
-            return 1
-        columns = [c.column for c in spec.columns]
-        return self._store.table(spec.dataset, columns).rows
+            return
+        known = set(self._store.columns_of(spec.dataset))
+        for bound in spec.columns:
+            if bound.column not in known:
+                raise InputDataError(
+                    f"dataset {spec.dataset!r} has no column {bound.column!r} {where}"
+                )
+            if not self._store.column_available(spec.dataset, bound.column):
+                raise InputDataError(
+                    f"column {bound.column!r} of dataset {spec.dataset!r} is unavailable {where}"
+                )
 
-    def _session(self, job_id: str) -> PartySession:
+    # --- helpers -------------------------------------------------------------------------
+
+    def _job(self, job_id: str) -> _Job:
         with self._lock:
-            entry = self._sessions.get(job_id)
-        if entry is None:
+            job = self._jobs.get(job_id)
+        if job is None:
             raise ProtocolError(f"job {job_id} is not set up on party {self.party_id!r}")
-        return entry[1]
+        return job
+
+    def _remember_locked(self, job_id: str) -> None:
+        self._seen[job_id] = None
+        while len(self._seen) > SEEN_JOBS_LIMIT:
+            self._seen.popitem(last=False)
 
     def _expire_locked(self) -> None:
         now = time.monotonic()
-        for job_id in [j for j, (t, _) in self._sessions.items() if now - t > SESSION_TTL_SECONDS]:
-            self._sessions.pop(job_id)[1].close()
+        for job_id in [
+            j for j, job in self._jobs.items() if now - job.started > SESSION_TTL_SECONDS
+        ]:
+            self._jobs.pop(job_id).session.close()
+
+
+def _cohort_refusal(spec: JobSpec, cohort: tuple[str, ...]) -> str:
+    return (
+        f"dataset {spec.dataset!r} is answered only for its whole cohort {list(cohort)} "
+        f"(participation policy); this job has {list(spec.party_ids)}"
+    )
+
+
+def _check_round_input(spec: JobSpec, round_input: FloatVector | None) -> None:
+    """Public checks of a round's input: finite, and model weights within ``MAX_WEIGHT``."""
+    if spec.training is None or round_input is None:
+        return
+    with np.errstate(all="ignore"):
+        finite = bool(np.all(np.isfinite(round_input)))
+        if not finite:
+            raise QueryError("malformed training round input: values must be finite")
+        p = len(spec.columns)  # d features + intercept
+        weights = round_input[-p:] if round_input.size > 1 else round_input[:0]
+        if weights.size and float(np.max(np.abs(weights))) > MAX_WEIGHT:
+            raise QueryError(
+                f"training round input refused: a model weight exceeds {MAX_WEIGHT:g} "
+                "(the model diverged: lower lr)"
+            )
+
+
+__all__ = ["PartyRuntime"]

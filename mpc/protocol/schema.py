@@ -1,6 +1,8 @@
 """Public dataset schemas: what a party tells the coordinator about its data.
 
-A schema holds names, declared bounds and the public row limit: never row counts or values.
+A schema holds names, declared bounds, the public row limit, the public status of the dataset
+(available or not: decided when the party loads its file, never per job) and the party's
+participation policy: never row counts or values.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ class ColumnInfo:
     lo: float | None
     hi: float | None
     description: str
+    available: bool = True
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,11 @@ class DatasetInfo:
     max_rows: int
     vector_length: int
     description: str
+    available: bool = True
+    participation: str = "cohort"
+    cohort: tuple[str, ...] = ()  # empty: not declared and not pinned yet
+    min_parties: int = 2
+    max_bins: int = 1024
 
 
 __all__ = ["ColumnInfo", "DatasetInfo"]

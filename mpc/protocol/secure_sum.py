@@ -8,8 +8,10 @@ Pure module: no network, no files. A job runs these stages::
                                      <-----      signed offer (spec digest, id, public key)
     AgreeKeys(all signed offers)     ----->      verify every certificate and signature,
                                                  derive one secret per peer      [AGREED]
-    Contribute(round r)              ----->      y_i = x_i + sum_{j>i} PRG(k_ij^r)
+    Contribute(round r, input u_r)   ----->      y_i = x_i + sum_{j>i} PRG(k_ij^r)
                                      <-----                 - sum_{j<i} PRG(k_ij^r)
+                                                 k_ij^r = HKDF(secret_ij; spec digest, r,
+                                                               SHA-256(u_r), i, j)
     ShareAggregator: sum of all y_i = sum of all x_i (masks cancel); reveal only when every
     participant's share arrived complete.
 
@@ -36,6 +38,7 @@ from mpc.sharing import (
     EphemeralKey,
     PairwiseMask,
     key_offer_payload,
+    round_input_digest,
     round_seed,
     sign_payload,
     verify_payload,
@@ -107,16 +110,23 @@ class PartySession:
             self._secrets = secrets
             self.stage = PartyStage.AGREED
 
-    def round_mask(self, round_id: int) -> PairwiseMask:
-        """The mask stream for ``round_id``; each round can be used exactly once."""
+    def round_mask(self, round_id: int, round_input: bytes = b"") -> PairwiseMask:
+        """The mask stream for ``round_id``; each round can be used exactly once.
+
+        Round ids must increase: a round at or below one already contributed is refused, so
+        no round can be answered twice (a second share under the same masks would reveal the
+        difference of the two inputs). ``round_input`` is the round's public input exactly as
+        received; its digest is bound into every pairwise seed.
+        """
         with self._lock:
             if self.stage is not PartyStage.AGREED:
                 raise ProtocolError(f"contributing is not allowed in stage {self.stage}")
-            if round_id < 0 or round_id in self._rounds_used:
+            if round_id < 0 or (self._rounds_used and round_id <= max(self._rounds_used)):
                 raise ProtocolError(f"round {round_id} was already contributed or is invalid")
             self._rounds_used.add(round_id)
+            bound_input = round_input_digest(round_input)
             seeds = {
-                peer: round_seed(secret, self._digest, round_id, self.party_id, peer)
+                peer: round_seed(secret, self._digest, round_id, self.party_id, peer, bound_input)
                 for peer, secret in self._secrets.items()
             }
         return PairwiseMask(self.party_id, self.spec.party_ids, seeds)

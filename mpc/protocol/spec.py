@@ -55,8 +55,12 @@ DP_STATISTICS = frozenset(
     }
 )
 
-#: Largest number of histogram bins (the output vector has one entry per bin).
+#: Largest number of histogram bins (the output vector has one entry per bin); each party caps
+#: it further with its own ``max_bins`` policy.
 MAX_HISTOGRAM_BINS = 1 << 20
+#: Largest learning rate a training spec may carry (on standardised features a stable step
+#: is below 2; anything near this only makes the model diverge).
+MAX_LR = 100.0
 
 
 class Model(StrEnum):
@@ -357,8 +361,8 @@ def validate_training(
     for name, value in numbers.items():
         if not (math.isfinite(value) and value >= 0):
             raise QueryError(f"{name} must be a non-negative finite number")
-    if training.lr <= 0:
-        raise QueryError("lr must be positive")
+    if not 0 < training.lr <= MAX_LR:
+        raise QueryError(f"lr must be positive and at most {MAX_LR:g}")
     if training.batch_rate > 1:
         raise QueryError("batch_rate must be in (0, 1] (0: every row every round)")
     if training.holdout >= 1:
@@ -382,6 +386,7 @@ def validate_training(
 __all__ = [
     "DP_STATISTICS",
     "MAX_HISTOGRAM_BINS",
+    "MAX_LR",
     "PROTOCOL_VERSION",
     "ColumnBound",
     "JobSpec",

@@ -3,7 +3,8 @@
 Every job is *local statistic -> secure sum -> public post-processing*. An entry here says,
 for one statistic: how long its vector is, what one row can add to each entry (for the
 headroom proof), how a party computes it from its rows (clamping to the declared bounds
-itself: bounds are enforced by the code, not trusted), and what to do with the revealed sum.
+itself: bounds are enforced by the code, not trusted; encoding saturates, so no row can make
+the computation fail), and what to do with the revealed sum.
 Adding a statistic is adding an entry, not a protocol.
 """
 
@@ -19,7 +20,7 @@ import numpy as np
 from mpc import dp
 from mpc.errors import QueryError
 from mpc.protocol.spec import JobSpec, Statistic
-from mpc.ring import Component, FloatVector, RingVector, encode
+from mpc.ring import Component, FloatVector, RingVector, encode_saturating
 from mpc.training import components as _train_components
 from mpc.training import shape as _train_shape
 from mpc.training import step_length as _train_step_length
@@ -57,7 +58,9 @@ def _clamped_sums(spec: JobSpec, data: LocalData) -> tuple[list[np.uint64], int]
     sums = [
         # Encode every clamped value, then add in the ring: the sum of rounded values is exact
         # and its sensitivity is exactly the encoded bound.
-        encode(np.clip(table.column(b.column), b.lo, b.hi), spec.frac_bits).sum(dtype=np.uint64)
+        encode_saturating(np.clip(table.column(b.column), b.lo, b.hi), spec.frac_bits).sum(
+            dtype=np.uint64
+        )
         for b in spec.columns
     ]
     return sums, table.rows
@@ -89,7 +92,7 @@ def _centred_sums(spec: JobSpec, data: LocalData) -> tuple[list[np.uint64], int]
     for b in spec.columns:
         half = int(np.ceil(np.ldexp((b.hi - b.lo) / 2, spec.frac_bits)))
         centred = np.clip(table.column(b.column), b.lo, b.hi) - (b.lo + b.hi) / 2
-        encoded = np.clip(encode(centred, spec.frac_bits).view(np.int64), -half, half)
+        encoded = np.clip(encode_saturating(centred, spec.frac_bits).view(np.int64), -half, half)
         sums.append(encoded.view(np.uint64).sum(dtype=np.uint64))
     return sums, table.rows
 
@@ -137,8 +140,8 @@ def _centred_moments(spec: JobSpec, data: LocalData) -> RingVector:
         bound_1 = dp.centred_sum_sensitivity(Fraction(b.lo), Fraction(b.hi), f)
         bound_2 = dp.fixed_point_bound(half * half, f)
         centred = np.clip(table.column(b.column), b.lo, b.hi) - (b.lo + b.hi) / 2
-        first = np.clip(encode(centred, f).view(np.int64), -bound_1, bound_1)
-        second = np.clip(encode(centred * centred, f).view(np.int64), 0, bound_2)
+        first = np.clip(encode_saturating(centred, f).view(np.int64), -bound_1, bound_1)
+        second = np.clip(encode_saturating(centred * centred, f).view(np.int64), 0, bound_2)
         firsts.append(first.view(np.uint64).sum(dtype=np.uint64))
         seconds.append(second.view(np.uint64).sum(dtype=np.uint64))
     return np.array([*firsts, *seconds, _count_entry(table.rows, f)], dtype=np.uint64)
@@ -223,7 +226,8 @@ class EncodedVector:
         return int(self._values.size)
 
     def chunk(self, start: int, stop: int) -> RingVector:
-        return encode(np.clip(self._values[start:stop], self._lo, self._hi), self._frac_bits)
+        values = np.clip(self._values[start:stop], self._lo, self._hi)
+        return encode_saturating(values, self._frac_bits)
 
     def full(self) -> RingVector:
         return self.chunk(0, self.size)

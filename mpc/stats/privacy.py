@@ -177,16 +177,25 @@ def plan_noise(spec: JobSpec) -> NoisePlan | None:
     """The noise plan of a DP job, or None for a job without privacy."""
     if spec.privacy is None:
         return None
-    if spec.training is not None:
-        return _plan_training(
-            spec.columns, spec.frac_bits, len(spec.participants), spec.privacy, spec.training
+    try:
+        if spec.training is not None:
+            return _plan_training(
+                spec.columns, spec.frac_bits, len(spec.participants), spec.privacy, spec.training
+            )
+        # The plan depends only on public parameters, not on the job id or who takes part:
+        # cache it (calibration searches take milliseconds; every party and the coordinator
+        # plan).
+        bins = len(spec.bin_edges) - 1 if spec.bin_edges else 0
+        return _plan(
+            spec.statistic, spec.columns, spec.frac_bits, len(spec.participants), spec.privacy, bins
         )
-    # The plan depends only on public parameters, not on the job id or who takes part: cache
-    # it (calibration searches take milliseconds, and every party and the coordinator plan).
-    bins = len(spec.bin_edges) - 1 if spec.bin_edges else 0
-    return _plan(
-        spec.statistic, spec.columns, spec.frac_bits, len(spec.participants), spec.privacy, bins
-    )
+    except (OverflowError, ZeroDivisionError, ValueError) as exc:
+        # Bounds so wide (or frac_bits so high) that the noise scale leaves float range: a
+        # property of the spec alone, refused like any other unsafe job.
+        raise QueryError(
+            "the noise for these bounds and frac_bits cannot be calibrated: narrow the "
+            "bounds or lower frac_bits"
+        ) from exc
 
 
 @functools.lru_cache(maxsize=512)

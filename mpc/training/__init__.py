@@ -36,12 +36,10 @@ import numpy as np
 import numpy.typing as npt
 
 from mpc.errors import PrivacyBudgetError, QueryError
+from mpc.protocol.rounds import KIND_EVAL, KIND_GRAM, KIND_STEP
 from mpc.protocol.spec import ColumnBound, JobSpec, Method, Model, Standardise, TrainingSpec
-from mpc.ring import Component, FloatVector, RingVector, encode
+from mpc.ring import Component, FloatVector, RingVector, encode_saturating, saturate
 
-KIND_GRAM = 1
-KIND_STEP = 2
-KIND_EVAL = 3
 #: Per-example gradient clip when the job sets none (a no-op for sane standardised data;
 #: it only makes the headroom proof possible).
 SAFETY_CLIP = 1e6
@@ -326,34 +324,57 @@ def poisson_mask(rows: int, rate: float) -> npt.NDArray[np.bool_]:
 
 
 def design(x: FloatVector, scaling: Scaling) -> FloatVector:
-    z = (x - scaling.mean) / scaling.scale
+    """The design ``[1, z]`` of raw rows; finite whatever the scaling (it saturates)."""
+    with np.errstate(all="ignore"):
+        z = (x - scaling.mean) / scaling.scale
     if scaling.mode is Standardise.SECURE:
-        z = np.clip(z, -Z_MAX, Z_MAX)
+        z = saturate(z, -Z_MAX, Z_MAX)
+    else:
+        z = saturate(z, -_FINITE, _FINITE)
     return np.column_stack([np.ones(x.shape[0]), z])
+
+
+#: Per-row intermediate values saturate here: finite, and squares still finite.
+_FINITE = 1e150
 
 
 def per_example(
     model: Model, a: FloatVector, y: FloatVector, w: FloatVector
 ) -> tuple[FloatVector, FloatVector, FloatVector]:
-    """(residual d loss / d z, loss, curvature) per row."""
-    z = a @ w
-    if model is Model.LOGISTIC:
-        prob = 0.5 * (1.0 + np.tanh(0.5 * z))  # stable sigmoid
-        loss = np.logaddexp(0.0, z) - y * z
-        return prob - y, loss, prob * (1.0 - prob)
-    r = z - y
-    return r, 0.5 * r * r, np.ones_like(r)
+    """(residual d loss / d z, loss, curvature) per row; finite for any finite inputs.
+
+    Every intermediate saturates instead of overflowing (the margin ``z`` at +/-1e150, the
+    residual likewise), so no row can turn a round into an error: a data-dependent error is
+    an oracle. The saturation points are far beyond anything a sane model reaches.
+    """
+    with np.errstate(all="ignore"):
+        z = saturate(a @ w, -_FINITE, _FINITE)
+        if model is Model.LOGISTIC:
+            prob = 0.5 * (1.0 + np.tanh(0.5 * z))  # stable sigmoid
+            loss = np.logaddexp(0.0, z) - y * z
+            return prob - y, saturate(loss, 0.0, np.inf), prob * (1.0 - prob)
+        r = saturate(z - y, -_FINITE, _FINITE)
+        return r, 0.5 * r * r, np.ones_like(r)
 
 
 def clipped_gradients(a: FloatVector, r: FloatVector, clip: float) -> FloatVector:
-    grads = a * r[:, None]
-    norms = np.sqrt(np.einsum("ij,ij->i", grads, grads))
-    factor = np.minimum(1.0, clip / np.maximum(norms, 1e-300))
-    return np.asarray(grads * factor[:, None], dtype=np.float64)
+    """Per-row gradients ``a * r`` scaled to L2 norm at most ``clip`` (overflow-free).
+
+    The norm is taken of the row divided by its largest entry, so it cannot overflow; the
+    result is finite with every entry at most ``clip`` in magnitude.
+    """
+    with np.errstate(all="ignore"):
+        grads = saturate(a * r[:, None], -np.finfo(np.float64).max, np.finfo(np.float64).max)
+        peak = np.max(np.abs(grads), axis=1) if grads.size else np.zeros(grads.shape[0])
+        safe = np.where(peak > 0, peak, 1.0)
+        unit = grads / safe[:, None]
+        unit_norm = np.sqrt(np.einsum("ij,ij->i", unit, unit))
+        factor = np.minimum(1.0, (clip / safe) / np.maximum(unit_norm, 1e-300))
+        return np.asarray(saturate(grads * factor[:, None], -clip, clip), dtype=np.float64)
 
 
 def _encode_sum(values: npt.ArrayLike, frac_bits: int) -> RingVector:
-    return np.atleast_1d(encode(values, frac_bits))
+    return np.atleast_1d(encode_saturating(values, frac_bits))
 
 
 def train_local(spec: JobSpec, data: object, round_input: FloatVector | None) -> RingVector:
@@ -373,7 +394,9 @@ def train_local(spec: JobSpec, data: object, round_input: FloatVector | None) ->
         # the coordinator maps the Gram back to raw units (raw_gram).
         mid, half = _gram_scaling(spec)
         raw = np.column_stack([local.x[train], local.y[train]])
-        b = np.column_stack([np.ones(int(train.sum())), (raw - mid) / half])
+        with np.errstate(all="ignore"):
+            scaled = saturate((raw - mid) / half, -1.0, 1.0)
+        b = np.column_stack([np.ones(int(train.sum())), scaled])
         gram = b.T @ b
         return _encode_sum(gram[np.triu_indices(b.shape[1])], f)
     assert scaling is not None and w is not None
@@ -396,8 +419,8 @@ def train_local(spec: JobSpec, data: object, round_input: FloatVector | None) ->
         # Encode every clipped per-example gradient, then add in the ring: one row moves the
         # sum by at most the encoded clip norm (with the sqrt(p)/2 rounding slack), exactly
         # the sensitivity the noise is calibrated to.
-        grad_sum = encode(grads, f).sum(axis=0, dtype=np.uint64)
-        loss_sum = encode(losses, f).sum(dtype=np.uint64, keepdims=True)
+        grad_sum = encode_saturating(grads, f).sum(axis=0, dtype=np.uint64)
+        loss_sum = encode_saturating(losses, f).sum(dtype=np.uint64, keepdims=True)
     else:
         # No sensitivity to honour: sum in float64 and encode once (less rounding, and the
         # round's cost is one pass over the rows). The same headroom bound holds for the sum.
@@ -414,7 +437,8 @@ def _eval_part(
     model: Model, a: FloatVector, y: FloatVector, w: FloatVector, spec: JobSpec, f: int
 ) -> RingVector:
     _, loss, _ = per_example(model, a, y, w)
-    z = a @ w
+    with np.errstate(all="ignore"):
+        z = saturate(a @ w, -_FINITE, _FINITE)
     if model is Model.LOGISTIC:
         quality = ((z >= 0).astype(np.float64) == y).astype(np.float64)
     else:

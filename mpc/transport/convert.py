@@ -253,12 +253,18 @@ def dataset_to_proto(info: DatasetInfo) -> common_pb2.DatasetSchema:
                 lo=c.lo or 0.0,
                 hi=c.hi or 0.0,
                 description=c.description,
+                available=c.available,
             )
             for c in info.columns
         ],
         max_rows=info.max_rows,
         vector_length=info.vector_length,
         description=info.description,
+        available=info.available,
+        participation=info.participation,
+        cohort=list(info.cohort),
+        min_parties=info.min_parties,
+        max_bins=info.max_bins,
     )
 
 
@@ -272,12 +278,18 @@ def dataset_from_proto(message: common_pb2.DatasetSchema) -> DatasetInfo:
                 c.lo if c.has_bounds else None,
                 c.hi if c.has_bounds else None,
                 c.description,
+                c.available,
             )
             for c in message.columns
         ),
         max_rows=message.max_rows,
         vector_length=message.vector_length,
         description=message.description,
+        available=message.available,
+        participation=message.participation,
+        cohort=tuple(message.cohort),
+        min_parties=message.min_parties,
+        max_bins=message.max_bins,
     )
 
 

@@ -200,6 +200,7 @@ def build_coordinator(config: CoordinatorConfig) -> tuple[RunningServer, Coordin
         ledger=Ledger(config.database),
         budgets=config.budgets,
         colluders=config.colluders,
+        min_cell_count=config.min_cell_count,
     )
     servicer = CoordinatorServicer(service)
     running = RunningServer(

@@ -180,7 +180,7 @@ def test_cli_dp_query_and_budget_show(tmp_path: Path) -> None:
             timeout=60,
         )
         assert out.returncode == 1
-        assert "only differentially private queries" in out.stderr
+        assert "is dp-only at party" in out.stderr
 
 
 def test_dp_mean_error_bound_is_honest(tmp_path: Path) -> None:

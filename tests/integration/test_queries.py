@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from mpc.errors import JobFailedError
 from tests.integration.conftest import BOUNDS, COLUMNS, ClusterFactory, csv_paths, pooled
 
 pytestmark = pytest.mark.integration
@@ -38,12 +39,11 @@ def test_sum_count_mean_match_numpy(make_cluster: ClusterFactory, n_parties: int
         assert result.value == pytest.approx(
             np.clip(data[:, 1], 0, 100_000).mean(), abs=result.tolerance
         )
-        # A subset of the parties.
-        subset = cluster.party_ids[:2]
-        sub_data = pooled(csv_paths(cluster)[:2])
-        result = client.sum("people", ["age"], parties=subset)
-        assert result.parties == tuple(subset)
-        assert result.value == pytest.approx(_clamped(sub_data)["age"].sum(), abs=result.tolerance)
+        # A subset of the parties would let a client difference out one party's subtotal:
+        # the parties' cohort policy refuses it (tests/security has the attack itself).
+        if len(cluster.party_ids) > 2:
+            with pytest.raises(JobFailedError, match="only for its whole cohort"):
+                client.sum("people", ["age"], parties=cluster.party_ids[:2])
 
 
 def test_cli_query_json_and_parties(make_cluster: ClusterFactory) -> None:

@@ -119,31 +119,43 @@ class VectorChunk(_message.Message):
     def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ColumnSchema(_message.Message):
-    __slots__ = ("name", "has_bounds", "lo", "hi", "description")
+    __slots__ = ("name", "has_bounds", "lo", "hi", "description", "available")
     NAME_FIELD_NUMBER: _ClassVar[int]
     HAS_BOUNDS_FIELD_NUMBER: _ClassVar[int]
     LO_FIELD_NUMBER: _ClassVar[int]
     HI_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     has_bounds: bool
     lo: float
     hi: float
     description: str
-    def __init__(self, name: _Optional[str] = ..., has_bounds: _Optional[bool] = ..., lo: _Optional[float] = ..., hi: _Optional[float] = ..., description: _Optional[str] = ...) -> None: ...
+    available: bool
+    def __init__(self, name: _Optional[str] = ..., has_bounds: _Optional[bool] = ..., lo: _Optional[float] = ..., hi: _Optional[float] = ..., description: _Optional[str] = ..., available: _Optional[bool] = ...) -> None: ...
 
 class DatasetSchema(_message.Message):
-    __slots__ = ("name", "kind", "columns", "max_rows", "vector_length", "description")
+    __slots__ = ("name", "kind", "columns", "max_rows", "vector_length", "description", "available", "participation", "cohort", "min_parties", "max_bins")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
     MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
     VECTOR_LENGTH_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPATION_FIELD_NUMBER: _ClassVar[int]
+    COHORT_FIELD_NUMBER: _ClassVar[int]
+    MIN_PARTIES_FIELD_NUMBER: _ClassVar[int]
+    MAX_BINS_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     columns: _containers.RepeatedCompositeFieldContainer[ColumnSchema]
     max_rows: int
     vector_length: int
     description: str
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ..., max_rows: _Optional[int] = ..., vector_length: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+    available: bool
+    participation: str
+    cohort: _containers.RepeatedScalarFieldContainer[str]
+    min_parties: int
+    max_bins: int
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ..., max_rows: _Optional[int] = ..., vector_length: _Optional[int] = ..., description: _Optional[str] = ..., available: _Optional[bool] = ..., participation: _Optional[str] = ..., cohort: _Optional[_Iterable[str]] = ..., min_parties: _Optional[int] = ..., max_bins: _Optional[int] = ...) -> None: ...

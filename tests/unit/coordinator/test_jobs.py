@@ -11,11 +11,11 @@ import pytest
 
 from mpc.config import ColumnConfig, DatasetConfig, PartyConfig, TlsFiles
 from mpc.coordinator.jobs import JobRunner, PartyLink, Query
-from mpc.errors import InputDataError, PartyFailedError, QueryError
+from mpc.errors import InputDataError, MpcError, PartyFailedError, QueryError
 from mpc.party.runtime import PartyRuntime
 from mpc.protocol.schema import DatasetInfo
 from mpc.protocol.secure_sum import SignedKeyOffer
-from mpc.protocol.spec import ColumnBound, JobSpec, Statistic
+from mpc.protocol.spec import ColumnBound, JobSpec, Participant, Statistic
 from mpc.ring import RingVector
 from tests.helpers import identity
 
@@ -97,7 +97,15 @@ def _runtime(cert_dir: Path, tmp_path: Path, pid: str, max_rows: int = 100) -> P
         party_id=pid,
         listen="127.0.0.1:0",
         tls=TlsFiles.from_dir(cert_dir, pid),
-        datasets=(DatasetConfig("health", path, max_rows, columns=(ColumnConfig("age", 0, 120),)),),
+        datasets=(
+            DatasetConfig(
+                "health",
+                path,
+                max_rows,
+                columns=(ColumnConfig("age", 0, 120),),
+                cohort=tuple(sorted(DATA)),
+            ),
+        ),
     )
     return PartyRuntime(config, identity(cert_dir, pid))
 
@@ -169,7 +177,7 @@ def test_bad_queries_are_refused_before_any_party_sees_data(
         _runner(links, pool).run("j", query, _noop)
     for link in links.values():
         assert isinstance(link, LocalLink)
-        assert not link.runtime._sessions  # no party set up a session
+        assert not link.runtime._jobs  # no party set up a session
 
 
 @pytest.mark.parametrize("faulty", [TruncatingLink, PaddingLink])
@@ -186,22 +194,39 @@ def test_share_of_wrong_length_aborts_the_job(
         assert link.aborted == ["j"]
 
 
-def test_party_over_its_row_limit_refuses(
+def test_party_over_its_row_limit_is_unavailable_not_an_oracle(
     cert_dir: Path, tmp_path: Path, pool: ThreadPoolExecutor
 ) -> None:
+    """Over max_rows is found when the file is loaded: a public status, no per-job check."""
     links: dict[str, PartyLink] = _links(cert_dir, tmp_path)
-    links["a"] = LocalLink(_runtime(cert_dir, tmp_path, "a", max_rows=2))
-    with pytest.raises(PartyFailedError, match=r"party 'a'.*over its row limit max_rows=2"):
+    over = _runtime(cert_dir, tmp_path, "a", max_rows=2)
+    links["a"] = LocalLink(over)
+    [info] = [d for d in over.describe() if d.name == "health"]
+    assert not info.available
+    with pytest.raises(QueryError, match=r"^dataset 'health' is unavailable at party 'a'$"):
         _runner(links, pool).run("j", Query(Statistic.SUM, "health", ("age",)), _noop)
+    # The party refuses by itself too (a coordinator that skips the check gains nothing).
+    spec = JobSpec(
+        "j2",
+        Statistic.SUM,
+        "health",
+        (ColumnBound("age", 0, 120),),
+        16,
+        tuple(Participant(pid, 2 if pid == "a" else 100) for pid in sorted(DATA)),
+    )
+    with pytest.raises(InputDataError, match=r"^dataset 'health' is unavailable at party 'a'$"):
+        over.setup(spec)
 
 
-def test_party_with_bad_data_fails_the_job_naming_it(
+def test_party_with_bad_data_fails_the_job_without_saying_where(
     cert_dir: Path, tmp_path: Path, pool: ThreadPoolExecutor
 ) -> None:
     links = _links(cert_dir, tmp_path)
     (tmp_path / "c.csv").write_text("age,smoker\n20,1\nforty,1\n")
-    with pytest.raises(PartyFailedError, match=r"party 'c'.*line 3, column 'age': not a number"):
+    with pytest.raises(MpcError) as info:
         _runner(links, pool).run("j", Query(Statistic.SUM, "health", ("age",)), _noop)
+    assert str(info.value) == "column 'age' of dataset 'health' is unavailable at party 'c'"
+    assert "line" not in str(info.value) and str(tmp_path) not in str(info.value)
 
 
 def test_party_runtime_refuses_misstated_row_limit(cert_dir: Path, tmp_path: Path) -> None:

@@ -36,6 +36,8 @@ def _runtime(
     rows: int = 4,
     budget: BudgetConfig | None = None,
     ledger: bool = True,
+    n: int = 3,
+    min_colluders: int | None = None,
 ) -> PartyRuntime:
     path = tmp_path / f"{pid}.csv"
     smoker = np.arange(rows) % 2
@@ -57,10 +59,12 @@ def _runtime(
                 100,
                 columns=(ColumnConfig("age", 0, 100), ColumnConfig("smoker", 0, 1)),
                 budget=budget,
+                cohort=None if budget else tuple("abcde"[:n]),
             ),
         ),
         # Each charge is an fsync; the statistical test runs hundreds of jobs without one.
         ledger=tmp_path / f"{pid}.ledger.sqlite" if ledger else None,
+        min_colluders=min_colluders,
     )
     return PartyRuntime(config, identity(cert_dir, pid))
 
@@ -73,7 +77,7 @@ def pool() -> Iterator[ThreadPoolExecutor]:
 
 def _links(cert_dir: Path, tmp_path: Path, n: int, **kw: object) -> dict[str, PartyLink]:
     return {
-        pid: LocalLink(_runtime(cert_dir, tmp_path, pid, **kw))  # type: ignore[arg-type]
+        pid: LocalLink(_runtime(cert_dir, tmp_path, pid, n=n, **kw))  # type: ignore[arg-type]
         for pid in "abcde"[:n]
     }
 
@@ -97,7 +101,8 @@ def test_distributed_noise_matches_the_sum_of_party_shares(
 ) -> None:
     """Released values of a fixed input follow the convolution of n per-party discrete
     Gaussians N_Z(0, sigma^2/(n-t)): each party really adds its own share, sized for t."""
-    links = _links(cert_dir, tmp_path, n, ledger=False)
+    # An honest-majority consortium: every party's policy accepts noise sized for t.
+    links = _links(cert_dir, tmp_path, n, ledger=False, min_colluders=t)
     runner = JobRunner(links, pool, job_timeout=10, rpc_timeout=5, colluders=t)
     query = Query(
         Statistic.SUM,
@@ -149,7 +154,6 @@ def test_budget_is_checked_before_any_data_is_read(
     query = Query(
         Statistic.MEAN, "health", ("age",), noise=NoiseMode.DISTRIBUTED, epsilon=1.0, delta=1e-6
     )
-    (tmp_path / "b.csv").write_text("age,smoker\nnot-a-number,1\n")  # would fail if read
     with pytest.raises(PartyFailedError, match=r"dataset 'health': this job would exceed") as info:
         runner.run("j1", query, _noop)
     assert "remaining" in str(info.value)
@@ -161,7 +165,8 @@ def test_budgeted_dataset_refuses_exact_and_central_queries(
 ) -> None:
     links = _links(cert_dir, tmp_path, 3, budget=BudgetConfig(5.0, 1e-6))
     runner = JobRunner(links, pool, job_timeout=10, rpc_timeout=5)
-    with pytest.raises(PartyFailedError, match="only differentially private jobs"):
+    # The coordinator mirrors the parties' published dp-only policy and refuses early.
+    with pytest.raises(QueryError, match="dp-only at party 'a'"):
         runner.run("j1", Query(Statistic.COUNT, "health"), _noop)
     central = Query(Statistic.COUNT, "health", noise=NoiseMode.CENTRAL, epsilon=1.0, delta=1e-6)
     with pytest.raises(PartyFailedError, match="requires distributed noise"):
@@ -187,7 +192,7 @@ def test_coordinator_budget_refuses_before_parties_see_the_job(
         runner.run("j2", query, _noop)
     for link in links.values():
         assert isinstance(link, LocalLink)
-        assert "j2" not in link.runtime._sessions
+        assert "j2" not in link.runtime._jobs
 
 
 def test_central_noise_and_pure_epsilon(

@@ -71,6 +71,7 @@ def _links(
                         ColumnConfig(n, lo, hi) for n, (lo, hi) in zip(names, bounds, strict=True)
                     ),
                     budget=budget,
+                    cohort=None if budget else tuple("abcde"[: len(parts)]),
                 ),
             ),
             ledger=tmp_path / f"{pid}.ledger.sqlite" if budget else None,
@@ -257,7 +258,7 @@ def test_dp_training_budget_failure_and_resume(
         )
     for link in links.values():
         assert isinstance(link, LocalLink)
-        assert not link.runtime._sessions
+        assert not link.runtime._jobs
 
 
 def test_party_failure_keeps_last_round_and_resume_continues(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,7 @@ def _runtime(cert_dir: Path, tmp_path: Path, pid: str) -> PartyRuntime:
                 path,
                 1000,
                 columns=tuple(ColumnConfig(c, lo, hi) for c, (lo, hi) in BOUNDS.items()),
+                cohort=tuple(sorted(DATA)),
             ),
         ),
     )
@@ -113,7 +115,26 @@ def test_histogram_matches_numpy_with_outliers_clamped(runner: JobRunner) -> Non
     edges = (-10.0, -1.0, 0.0, 0.5, 10.0)
     out = runner.run("h2", Query(Statistic.HISTOGRAM, "health", ("score",), bin_edges=edges), _noop)
     expected, _ = np.histogram(np.clip(_pooled(1), -10, 10), bins=edges)
-    assert out.values.tolist() == expected.astype(float).tolist()
+    # An exact cell of 1 or 2 rows is suppressed (NaN) by the coordinator's min_cell_count.
+    assert 0 < expected[2] < 3
+    shown = np.where((expected > 0) & (expected < 3), np.nan, expected.astype(float))
+    np.testing.assert_array_equal(out.values, shown)
+
+
+def test_small_cell_suppression_is_configurable_and_skips_dp(
+    cert_dir: Path, tmp_path: Path, pool: ThreadPoolExecutor
+) -> None:
+    links = {pid: LocalLink(_runtime(cert_dir, tmp_path, pid)) for pid in sorted(DATA)}
+    edges = (-10.0, -1.0, 0.0, 0.5, 10.0)
+    query = Query(Statistic.HISTOGRAM, "health", ("score",), bin_edges=edges)
+    expected, _ = np.histogram(np.clip(_pooled(1), -10, 10), bins=edges)
+    off = JobRunner(links, pool, job_timeout=20.0, rpc_timeout=10.0, min_cell_count=0)
+    assert off.run("h-off", query, _noop).values.tolist() == expected.astype(float).tolist()
+    strict = JobRunner(links, pool, job_timeout=20.0, rpc_timeout=10.0, min_cell_count=100)
+    values = strict.run("h-strict", query, _noop).values
+    assert np.isnan(values[expected < 100]).all() and not np.isnan(values[expected >= 100]).any()
+    noisy = replace(query, noise=NoiseMode.DISTRIBUTED, epsilon=1.0, delta=1e-6)
+    assert not np.isnan(strict.run("h-dp", noisy, _noop).values).any()
 
 
 def test_dp_variance_is_within_its_bounds(runner: JobRunner) -> None:
