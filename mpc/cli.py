@@ -181,7 +181,12 @@ def cmd_query(args: argparse.Namespace) -> int:
         )
         if statistic == "histogram" and result.values.size <= 50:
             for lo, hi, value in zip(edges[:-1], edges[1:], result.values, strict=True):
-                print(f"  [{lo:g}, {hi:g}){'':<8} {value:.10g}")
+                shown = (
+                    "suppressed (fewer rows than min_cell_count)"
+                    if math.isnan(value)
+                    else (f"{value:.10g}")
+                )
+                print(f"  [{lo:g}, {hi:g}){'':<8} {shown}")
         elif len(result.labels) == result.values.size:
             for label, value in result.as_dict().items():
                 print(f"  {label:<20} {value:.10g}")
@@ -530,7 +535,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="E0,E1,...,Ek",
         help="histogram bin edges, strictly increasing (negative first edge: --bins=-1,0,1)",
     )
-    query.add_argument("--parties", help="comma-separated subset of parties (default: all)")
+    query.add_argument(
+        "--parties",
+        help=(
+            "comma-separated parties to ask (default: all); a cohort dataset is answered only "
+            "for its whole cohort, subsets only on dp-only datasets"
+        ),
+    )
     query.add_argument("--frac-bits", type=int, help="fixed-point fractional bits (default 16)")
     query.add_argument("--out", help="save the values as a .npy file (vector results)")
     query.add_argument(
@@ -633,7 +644,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--holdout", type=float, default=0.0, help="hold-out fraction of rows")
     train.add_argument("--standardise", choices=["secure", "bounds", "none"])
     train.add_argument("--bounds", action="append", default=[], metavar="[COLUMN=]LO:HI")
-    train.add_argument("--parties", help="comma-separated subset of parties (default: all)")
+    train.add_argument(
+        "--parties",
+        help=(
+            "comma-separated parties to ask (default: all); a cohort dataset is answered only "
+            "for its whole cohort, subsets only on dp-only datasets"
+        ),
+    )
     train.add_argument("--epsilon", type=float, help="differentially private training")
     train.add_argument("--delta", type=float, default=1e-6)
     train.add_argument("--noise", choices=["distributed", "central"], default="distributed")

@@ -148,6 +148,8 @@ def party_config(options: ComposeOptions, party_id: str) -> str:
         f"0.0.0.0:{CONTAINER_PARTY_PORT}",
         CONTAINER_TLS_DIR,
         {DEMO_DATASET: _dataset_file(options, index)},
+        # Declared, so no party pins a cohort at first use (its config dir is read-only).
+        cohorts={DEMO_DATASET: tuple(options.party_ids)},
     )
     return f"# Party {party_id!r} in its container; written by `mpc compose`.\n" + body
 
