@@ -182,6 +182,8 @@ class PartyRuntime:
         """
         job = self._job(job_id)
         spec = job.session.spec
+        # The file may have changed since setup: its public status decides, with a public text.
+        self._check_available(spec, self._store.config(spec.dataset))
         kind = round_kind(round_input)
         _check_round_input(spec, round_input)
         job.rounds.admit(round_id, kind)
