@@ -269,7 +269,15 @@ def cmd_parties(args: argparse.Namespace) -> int:
                                 "name": d.name,
                                 "kind": d.kind,
                                 "max_rows": d.max_rows,
+                                "available": d.available,
                                 "columns": {c.name: [c.lo, c.hi] for c in d.columns},
+                                "unavailable_columns": [
+                                    c.name for c in d.columns if not c.available
+                                ],
+                                "participation": d.participation,
+                                "cohort": list(d.cohort),
+                                "min_parties": d.min_parties,
+                                "max_bins": d.max_bins,
                             }
                             for d in p.datasets
                         ],
@@ -284,10 +292,14 @@ def cmd_parties(args: argparse.Namespace) -> int:
         print(f"{p.party_id} at {p.address}: {status}")
         for d in p.datasets:
             cols = ", ".join(
-                c.name + (f" [{c.lo:g}, {c.hi:g}]" if c.lo is not None and c.hi is not None else "")
+                c.name
+                + (f" [{c.lo:g}, {c.hi:g}]" if c.lo is not None and c.hi is not None else "")
+                + ("" if c.available else " (unavailable)")
                 for c in d.columns
             )
-            print(f"  {d.name} ({d.kind}, max_rows {d.max_rows}): {cols}")
+            policy = d.participation + (f" {','.join(d.cohort)}" if d.cohort else "")
+            state = "" if d.available else ", UNAVAILABLE (see the party's log)"
+            print(f"  {d.name} ({d.kind}, max_rows {d.max_rows}, {policy}{state}): {cols}")
     return 0
 
 

@@ -283,8 +283,9 @@ def load_party_config(path: Path) -> PartyConfig:
     ledger = _resolve(base, data["ledger"]) if isinstance(data.get("ledger"), str) else None
     # The state database is needed for DP charges and for pinning a cohort at first use.
     needs_state = any(d.budget or (d.mode == "cohort" and d.cohort is None) for d in datasets)
-    if ledger is None and needs_state:
-        ledger = path.with_name(f"{path.stem}.ledger.sqlite")
+    default_ledger = path.with_name(f"{path.stem}.ledger.sqlite")
+    if ledger is None and (needs_state or default_ledger.exists()):
+        ledger = default_ledger
     min_colluders = data.get("min_colluders")
     if min_colluders is not None and (
         isinstance(min_colluders, bool) or not isinstance(min_colluders, int) or min_colluders < 0

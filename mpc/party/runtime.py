@@ -89,6 +89,7 @@ class PartyRuntime:
         self._jobs: dict[str, _Job] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._lock = threading.Lock()
+        self._log_cohort_overrides()
 
     # --- public schema -------------------------------------------------------------------
 
@@ -359,6 +360,21 @@ class PartyRuntime:
                 )
 
     # --- helpers -------------------------------------------------------------------------
+
+    def _log_cohort_overrides(self) -> None:
+        """An operator changes a pinned cohort by declaring one: say so in the log."""
+        if self._ledger is None:
+            return
+        for dataset in self.config.datasets:
+            pinned = self._ledger.pinned_cohort(dataset.name)
+            if pinned is not None and dataset.cohort is not None and pinned != dataset.cohort:
+                log.warning(
+                    "dataset %r: the config declares cohort %s, replacing the cohort %s pinned "
+                    "at first use",
+                    dataset.name,
+                    list(dataset.cohort),
+                    list(pinned),
+                )
 
     def _job(self, job_id: str) -> _Job:
         with self._lock:
