@@ -187,6 +187,7 @@ class PartyRuntime:
         self._check_available(spec, self._store.config(spec.dataset))
         kind = round_kind(round_input)
         _check_round_input(spec, round_input)
+        job.session.require_agreed()  # before the round is used up
         job.rounds.admit(round_id, kind)
         raw_input = b"" if round_input is None else np.asarray(round_input, "<f8").tobytes()
         mask = job.session.round_mask(round_id, raw_input)

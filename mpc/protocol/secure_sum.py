@@ -110,6 +110,12 @@ class PartySession:
             self._secrets = secrets
             self.stage = PartyStage.AGREED
 
+    def require_agreed(self) -> None:
+        """Refuse contributions before key agreement (or after close)."""
+        with self._lock:
+            if self.stage is not PartyStage.AGREED:
+                raise ProtocolError(f"contributing is not allowed in stage {self.stage}")
+
     def round_mask(self, round_id: int, round_input: bytes = b"") -> PairwiseMask:
         """The mask stream for ``round_id``; each round can be used exactly once.
 

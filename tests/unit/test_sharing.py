@@ -11,6 +11,7 @@ from mpc.sharing import (
     PairwiseMask,
     key_offer_payload,
     masked_chunks,
+    round_input_digest,
     round_seed,
 )
 
@@ -82,6 +83,16 @@ def test_round_seeds_are_symmetric_and_fresh() -> None:
     assert seed != round_seed(secret, digest, 1, "a", "b")  # fresh per round
     assert seed != round_seed(secret, b"y" * 32, 0, "a", "b")  # bound to the job spec
     assert seed != round_seed(secret, digest, 0, "a", "c")  # bound to the pair
+    # Bound to the round's public input: a model shown differently to two parties gives
+    # masks that do not cancel.
+    w0, w1 = round_input_digest(b"\x00" * 8), round_input_digest(b"\x01" + b"\x00" * 7)
+    assert w0 != w1 and round_input_digest(b"") != w0
+    assert round_seed(secret, digest, 0, "a", "b", w0) != round_seed(
+        secret, digest, 0, "a", "b", w1
+    )
+    assert round_seed(secret, digest, 0, "a", "b", w0) == round_seed(
+        secret, digest, 0, "b", "a", w0
+    )
 
 
 def test_chunked_mask_equals_one_shot_mask() -> None:
