@@ -75,10 +75,12 @@ def cmd_certs_init(args: argparse.Namespace) -> int:
     from mpc.identity import init_certificates
 
     parties = _columns([args.parties])
+    admins = _columns([args.admins]) if args.admins else []
     written = init_certificates(
         Path(args.out),
         parties,
         clients=tuple(_columns([args.clients])),
+        admins=tuple(admins),
         extra_hosts=tuple(_columns([args.hosts])) if args.hosts else (),
         days=args.days,
         overwrite=args.force,
@@ -88,7 +90,29 @@ def cmd_certs_init(args: argparse.Namespace) -> int:
     else:
         print(
             f"wrote a CA and certificates for coordinator, {', '.join(parties)} and "
-            f"{args.clients} to {args.out}/ (keep ca.key offline)"
+            f"{args.clients}"
+            + (f" (admins: {', '.join(admins)})" if admins else "")
+            + f" to {args.out}/ (keep ca.key offline)"
+        )
+    return 0
+
+
+def cmd_certs_revoke(args: argparse.Namespace) -> int:
+    from mpc.identity import revoke_certificate
+
+    done = revoke_certificate(
+        Path(args.tls_dir), args.name, crl_path=Path(args.crl) if args.crl else None
+    )
+    if args.json:
+        print(json.dumps(done.to_json()))
+    elif done.already_revoked:
+        print(f"{args.name!r} (serial {done.serial:#x}) was already revoked in {done.crl}")
+    else:
+        print(
+            f"revoked {args.name!r} (serial {done.serial:#x}): {done.crl} now lists "
+            f"{done.revoked_count} certificate(s). Servers reading this file refuse it from "
+            "their next call on, without a restart; copy the file to servers with their own "
+            "copy of ca.pem."
         )
     return 0
 
@@ -303,12 +327,54 @@ def cmd_parties(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_health(args: argparse.Namespace) -> int:
-    from mpc.transport.health import check_health
+def _when(seconds: float) -> str:
+    import datetime as dt
 
-    ok, message = check_health(Path(args.config), timeout=args.timeout)
-    print(message)
-    return 0 if ok else EXIT_FAILURE
+    if not seconds:
+        return "-"
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise QueryError(f"--limit must be at least 1, not {args.limit}")
+    with _client(args) as client:
+        jobs = client.jobs(limit=args.limit, all_clients=args.all)
+    if args.json:
+        print(json.dumps({"jobs": [job.to_json() for job in jobs]}))
+        return 0
+    if not jobs:
+        print("no jobs" + ("" if args.all else " of yours"))
+        return 0
+    header = f"{'JOB':<21} {'STATE':<9} {'STATISTIC':<10} {'DATASET':<16} {'CREATED (UTC)':<19}"
+    header += f" {'SECONDS':>7} {'EPSILON':>8}" + (" CLIENT" if args.all else "")
+    print(header)
+    for job in jobs:
+        took = f"{job.finished_at - job.created_at:.1f}" if job.finished_at else "-"
+        spent = f"{job.epsilon_spent:.4g}" if job.epsilon_spent else "-"
+        line = (
+            f"{job.job_id:<21} {job.state.value:<9} {job.statistic:<10} {job.dataset:<16} "
+            f"{_when(job.created_at):<19} {took:>7} {spent:>8}"
+        )
+        if args.all:
+            line += f" {job.submitted_by}"
+        print(line)
+        if job.error:
+            print(f"  error: {job.error}")
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from mpc.transport.health import health_report
+
+    report = health_report(Path(args.config), timeout=args.timeout)
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        print(report.message)
+        for warning in report.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    return 0 if report.serving else EXIT_FAILURE
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -340,6 +406,125 @@ def cmd_compose(args: argparse.Namespace) -> int:
     else:
         print("\n".join(bundle.summary_lines()))
     return 0
+
+
+def _audit_log_path(args: argparse.Namespace) -> Path:
+    """The audit log named by a party config (no TLS files or data are read)."""
+    from mpc.config import load_party_config
+
+    config = load_party_config(Path(args.config))
+    if config.audit_log is None:
+        raise ConfigError(f"{args.config} keeps no audit log")
+    return config.audit_log
+
+
+def _audit_dp(dp: object) -> str:
+    if not isinstance(dp, dict):
+        return "-"
+    rho = dp.get("rho")
+    return (
+        f"eps {dp.get('epsilon')} delta {dp.get('delta')} {dp.get('noise')}"
+        + (f" rho {rho:.4g}" if isinstance(rho, int | float) else "")
+        + ("" if dp.get("charged") else " (not charged)")
+    )
+
+
+def _audit_row(record: dict[str, object]) -> list[str]:
+    bounds = record.get("bounds")
+    try:
+        columns = ", ".join(
+            f"{name}[{lo:g},{hi:g}]"
+            for name, (lo, hi) in (bounds.items() if isinstance(bounds, dict) else [])
+        )
+    except (TypeError, ValueError):
+        columns = "?"
+    participants = record.get("participants")
+    event = record.get("event")
+    return [
+        str(record.get("seq", "?")),
+        str(record.get("time", "")),
+        str(record.get("outcome", event) or "?"),
+        str(record.get("job_id", "-")),
+        str(record.get("client", "-")),
+        str(record.get("statistic", "-")),
+        str(record.get("dataset", "-")),
+        columns or "-",
+        ",".join(str(p) for p in participants) if isinstance(participants, list) else "-",
+        str(record.get("rounds", "-")),
+        _audit_dp(record.get("dp")),
+        str(record.get("reason", "")),
+    ]
+
+
+def cmd_audit_show(args: argparse.Namespace) -> int:
+    from collections import deque
+
+    from mpc.party.audit import read_records
+
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError("--limit must be at least 1")
+    path = _audit_log_path(args)
+    if not path.exists():
+        raise ConfigError(f"no audit log at {path} (the party creates it when it starts)")
+    lines = deque(read_records(path), maxlen=args.limit)
+    records = [record for _, record in lines if record is not None]
+    bad = [number for number, record in lines if record is None]
+    if bad:
+        print(
+            f"warning: skipped unreadable line(s) {', '.join(map(str, bad))}; "
+            f"run `mpc audit verify --config {args.config}`",
+            file=sys.stderr,
+        )
+    if args.json:
+        print(json.dumps(records))
+        return 0
+    if not records:
+        print(f"{path}: no records")
+        return 0
+    headers = [
+        "SEQ",
+        "TIME",
+        "OUTCOME",
+        "JOB",
+        "CLIENT",
+        "STATISTIC",
+        "DATASET",
+        "COLUMNS",
+        "PARTIES",
+        "ROUNDS",
+        "DP",
+        "REASON",
+    ]
+    rows = [_audit_row(r) for r in records]
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers) - 1)]
+    for row in [headers, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]).rstrip())
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from mpc.party.audit import GENESIS, Verification, verify
+
+    path = _audit_log_path(args)
+    if path.exists():
+        result = verify(path)
+    else:
+        result = Verification(path, False, 0, GENESIS, None, "no audit log at this path")
+    if args.json:
+        print(json.dumps(result.to_json()))
+    elif result.ok:
+        print(f"{path}: intact, {result.records} record(s); chain head {result.head}")
+    else:
+        where = f" at line {result.line}" if result.line is not None else ""
+        print(
+            f"{path}: BROKEN{where}: {result.problem}; the {result.records} record(s) "
+            "before it verify"
+        )
+    if not args.json:
+        for note in result.notes:
+            print(f"note: {note}")
+    return 0 if result.ok else EXIT_FAILURE
 
 
 # --- parser ------------------------------------------------------------------------------
@@ -486,7 +671,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    certs = sub.add_parser("certs", help="make certificates").add_subparsers(
+    certs = sub.add_parser("certs", help="make and revoke certificates").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
     init = certs.add_parser("init", help="create a CA and certificates for every role")
@@ -494,12 +679,39 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--parties", required=True, help="comma-separated party ids, e.g. a,b,c")
     init.add_argument("--clients", default="client", help="comma-separated client names")
     init.add_argument(
+        "--admins",
+        default="",
+        metavar="A1,A2",
+        help="comma-separated admin names: client certificates (role admin) that may also "
+        "see and watch every client's jobs",
+    )
+    init.add_argument(
         "--hosts", default="", help="extra DNS names or IPs for every certificate's subjectAltName"
     )
     init.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
     init.add_argument("--force", action="store_true", help="replace an existing CA in --out")
     init.add_argument("--json", action="store_true", help="print the files written as JSON")
     init.set_defaults(func=cmd_certs_init)
+    revoke = certs.add_parser(
+        "revoke",
+        help="revoke a certificate: add it to the CRL beside ca.pem",
+        description="Add DIR/NAME.pem to the certificate revocation list DIR/crl.pem, signed "
+        "with DIR/ca.key (created on first use; revoking twice changes nothing). Parties and "
+        "the coordinator re-read the CRL when it changes and refuse the certificate from "
+        "their next call on, without a restart.",
+    )
+    revoke.add_argument("name", metavar="NAME", help="certificate to revoke: DIR/NAME.pem")
+    revoke.add_argument(
+        "--tls-dir",
+        "--out",
+        dest="tls_dir",
+        required=True,
+        metavar="DIR",
+        help="folder with ca.pem, ca.key and NAME.pem (the --out of `mpc certs init`)",
+    )
+    revoke.add_argument("--crl", metavar="FILE", help="CRL to update (default: DIR/crl.pem)")
+    revoke.add_argument("--json", action="store_true", help="print one JSON object")
+    revoke.set_defaults(func=cmd_certs_revoke)
 
     for role, func, what in (
         ("party", cmd_party_serve, "serve this institution's datasets to the coordinator"),
@@ -588,7 +800,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_options(show)
     show.set_defaults(func=cmd_budget_show)
 
-    health = sub.add_parser("health", help="check a party or coordinator via gRPC health")
+    jobs = sub.add_parser(
+        "jobs",
+        help="list your jobs, newest first: state, statistic, dataset, time, privacy spent",
+    )
+    jobs.add_argument(
+        "--all", action="store_true", help="every client's jobs (needs an admin certificate)"
+    )
+    jobs.add_argument("--limit", type=int, default=50, help="at most this many (default: 50)")
+    _add_client_options(jobs)
+    jobs.set_defaults(func=cmd_jobs)
+
+    health = sub.add_parser(
+        "health",
+        help="check a party or coordinator via gRPC health",
+        description="Ask the server in --config whether it is serving, with its own "
+        "certificate. Exit 0 when serving. Fails if that certificate is expired or revoked; "
+        "warns (on stderr, or under 'warnings' with --json) when it expires within 30 days.",
+    )
     health.add_argument(
         "--config",
         default=os.environ.get("MPC_CONFIG"),
@@ -596,6 +825,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the server's own TOML config (default: $MPC_CONFIG)",
     )
     health.add_argument("--timeout", type=float, default=5.0)
+    health.add_argument("--json", action="store_true", help="print one JSON object")
     health.set_defaults(func=cmd_health)
 
     demo = sub.add_parser(
@@ -677,6 +907,28 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", help="write predictions (and probabilities) as CSV")
     predict.add_argument("--json", action="store_true", help="print one JSON object")
     predict.set_defaults(func=cmd_predict)
+
+    audit = sub.add_parser(
+        "audit",
+        help="a party's audit log: every job it saw",
+        description="Read a party's audit log (the audit_log path of its config): every job "
+        "it accepted or refused, hash-chained. Reads only the config and the log.",
+    ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, func, what in (
+        ("show", cmd_audit_show, "print the records (a table, or --json: a JSON array)"),
+        ("verify", cmd_audit_verify, "check the hash chain; exit 1 at the first bad line"),
+    ):
+        run = audit.add_parser(action, help=what)
+        run.add_argument(
+            "--config",
+            default=os.environ.get("MPC_CONFIG"),
+            required="MPC_CONFIG" not in os.environ,
+            help="the party's TOML config (default: $MPC_CONFIG)",
+        )
+        if action == "show":
+            run.add_argument("--limit", type=int, metavar="N", help="only the last N records")
+        run.add_argument("--json", action="store_true", help="print JSON")
+        run.set_defaults(func=func)
     return parser
 
 

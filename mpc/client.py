@@ -18,11 +18,12 @@ import numpy as np
 
 from mpc.config import TlsFiles
 from mpc.coordinator.service import JobEvent, PartyBudgets, PartyStatus
-from mpc.coordinator.store import JobState
+from mpc.coordinator.store import JobState, JobSummary
 from mpc.errors import JobFailedError, MpcError, ProtocolError, QueryError
-from mpc.identity import Role
+from mpc.identity import Role, require_valid_own_certificate
 from mpc.ledger import BudgetStatus
 from mpc.proto.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc
+from mpc.protocol.query import sign_query
 from mpc.protocol.spec import ColumnBound, Statistic
 from mpc.transport import convert
 from mpc.transport.errors import from_rpc_error
@@ -153,10 +154,14 @@ class Client:
                 raise QueryError("give tls_dir (with ca.pem, NAME.pem, NAME.key) or tls")
             tls = TlsFiles.from_dir(Path(tls_dir), name)
         identity = tls.load()
-        if identity.role != Role.CLIENT.value:
+        require_valid_own_certificate(identity, tls.cert)  # else TLS fails: "socket closed"
+        if identity.role not in (Role.CLIENT.value, Role.ADMIN.value):
             raise QueryError(f"{tls.cert} is a {identity.role!r} certificate, not a client's")
         self.coordinator = coordinator
         self.timeout = timeout
+        self._identity = identity  # signs every query (parties verify who asked)
+        # The channel's connect timeout (secure_channel: 10 s) outlasts a TLS handshake with a
+        # busy coordinator; watch and result calls also wait_for_ready through reconnects.
         self._channel = secure_channel(coordinator, identity, expected_name="coordinator")
         self._stub = coordinator_pb2_grpc.CoordinatorStub(self._channel)
 
@@ -327,10 +332,16 @@ class Client:
         )
 
     def submit(self, query: coordinator_pb2.Query) -> str:
+        # Signed with this client's certificate key, a fresh nonce and the time: every party
+        # verifies the signature itself, so it knows who asked even if the coordinator lies.
+        signed = sign_query(self._identity, convert.query_from_proto(query))
+        # The histogram edges travel in `query` (the signature binds their SHA-256).
+        request = coordinator_pb2.SubmitJobRequest(
+            query=coordinator_pb2.Query(bin_edges=query.bin_edges),
+            signed=convert.client_auth_to_proto(signed),
+        )
         try:
-            response = self._stub.SubmitJob(
-                coordinator_pb2.SubmitJobRequest(query=query), timeout=min(30.0, self.timeout)
-            )
+            response = self._stub.SubmitJob(request, timeout=min(30.0, self.timeout))
         except grpc.RpcError as exc:
             raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
         return str(response.job_id)
@@ -338,9 +349,12 @@ class Client:
     def watch(self, job_id: str) -> Iterator[JobEvent]:
         deadline = time.monotonic() + self.timeout
         try:
+            # wait_for_ready: the job exists, so the coordinator was reachable; ride out a
+            # reconnect instead of failing the watch at the first refused attempt.
             for event in self._stub.WatchJob(
                 coordinator_pb2.WatchJobRequest(job_id=job_id),
                 timeout=max(0.001, deadline - time.monotonic()),
+                wait_for_ready=True,
             ):
                 yield JobEvent(
                     job_id=event.job_id,
@@ -357,7 +371,9 @@ class Client:
         try:
             stream = iter(
                 self._stub.GetResult(
-                    coordinator_pb2.GetResultRequest(job_id=job_id), timeout=self.timeout
+                    coordinator_pb2.GetResultRequest(job_id=job_id),
+                    timeout=self.timeout,
+                    wait_for_ready=True,
                 )
             )
             first = next(stream, None)
@@ -395,6 +411,35 @@ class Client:
             else None,
             model=json.loads(header.model_json) if header.model_json else None,
         )
+
+    def jobs(self, limit: int = 50, all_clients: bool = False) -> list[JobSummary]:
+        """This client's jobs, newest first: state, statistic, dataset, times, epsilon spent.
+
+        ``all_clients`` lists every client's jobs; it needs an admin certificate.
+        """
+        if limit < 1:
+            raise QueryError(f"limit must be at least 1, not {limit}")
+        try:
+            response = self._stub.ListJobs(
+                coordinator_pb2.ListJobsRequest(limit=limit, all_clients=all_clients),
+                timeout=min(60.0, self.timeout),
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
+        return [
+            JobSummary(
+                job_id=j.job_id,
+                state=_STATE_FROM_PROTO.get(j.state, JobState.PENDING),
+                statistic=j.statistic,
+                dataset=j.dataset,
+                submitted_by=j.submitted_by,
+                created_at=j.created_at,
+                finished_at=j.finished_at,
+                epsilon_spent=j.epsilon_spent,
+                error=j.error,
+            )
+            for j in response.jobs
+        ]
 
     def budgets(self) -> tuple[list[BudgetStatus], list[PartyBudgets]]:
         """Spent and remaining privacy budget: the coordinator's ledger and each party's."""
@@ -439,6 +484,7 @@ class Client:
 __all__ = [
     "BudgetStatus",
     "Client",
+    "JobSummary",
     "MpcError",
     "PartyBudgets",
     "PrivacyReport",

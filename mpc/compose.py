@@ -20,7 +20,9 @@ Layout of a deployment (the security choices, and why):
   ``coordinator``. The extra names ``localhost`` and ``127.0.0.1`` in the certificates are
   only for generic tools (e.g. ``grpcurl`` without ``-authority``) on the host.
 * Containers run as uid 10001 with a read-only root filesystem, no capabilities and
-  ``no-new-privileges``; the coordinator's SQLite database lives on a named volume.
+  ``no-new-privileges``; the coordinator's SQLite database lives on a named volume, and so
+  does each party's audit log (one volume per party at ``/var/lib/mpc``, which the image
+  creates owned by uid 10001, so a new volume is too).
 * Private keys stay mode 0600. The container user must be able to read its key, so when
   ``mpc compose`` runs as root it hands the coordinator's and the parties' keys to uid 10001
   (``chown``); otherwise it cannot, and prints the one ``sudo chown`` to run. It never
@@ -68,6 +70,7 @@ CONTAINER_CONFIG = "/etc/mpc/config.toml"  # = $MPC_CONFIG in the image
 CONTAINER_TLS_DIR = Path("/etc/mpc/tls")
 CONTAINER_DATA_DIR = Path("/data")
 CONTAINER_STATE_DIR = Path("/var/lib/mpc")
+CONTAINER_AUDIT_LOG = CONTAINER_STATE_DIR / "audit.jsonl"  # a party's, on its own volume
 CONTAINER_COORDINATOR_PORT = 50050
 CONTAINER_PARTY_PORT = 50051
 
@@ -93,6 +96,11 @@ def compose_party_ids(count: int) -> list[str]:
 def party_service(party_id: str) -> str:
     """Compose service name, also the party's DNS name on the deployment network."""
     return f"party-{party_id}"
+
+
+def party_volume(party_id: str) -> str:
+    """A party's named volume (its writable state: the audit log)."""
+    return f"{party_service(party_id)}-state"
 
 
 @dataclass(frozen=True)
@@ -151,7 +159,9 @@ def party_config(options: ComposeOptions, party_id: str) -> str:
         # Declared, so no party pins a cohort at first use (its config dir is read-only).
         cohorts={DEMO_DATASET: tuple(options.party_ids)},
     )
-    return f"# Party {party_id!r} in its container; written by `mpc compose`.\n" + body
+    # The audit log goes on the party's own volume: its config dir /etc/mpc is read-only.
+    audit = f"audit_log = {json.dumps(str(CONTAINER_AUDIT_LOG))}\n"
+    return f"# Party {party_id!r} in its container; written by `mpc compose`.\n" + audit + body
 
 
 def coordinator_config(options: ComposeOptions) -> str:
@@ -210,6 +220,7 @@ def compose_spec(options: ComposeOptions) -> dict[str, Any]:
                 _bind(f"./{service}/config.toml", CONTAINER_CONFIG),
                 *_tls_mounts(pid),
                 _bind(f"./{service}/data", str(CONTAINER_DATA_DIR)),
+                {"type": "volume", "source": party_volume(pid), "target": str(CONTAINER_STATE_DIR)},
             ],
         }
     coordinator = {
@@ -230,7 +241,7 @@ def compose_spec(options: ComposeOptions) -> dict[str, Any]:
             PARTY_NETWORK: {"driver": "bridge", "internal": True},
             FRONTEND_NETWORK: {"driver": "bridge"},
         },
-        "volumes": {DB_VOLUME: {}},
+        "volumes": {DB_VOLUME: {}, **{party_volume(pid): {} for pid in options.party_ids}},
     }
 
 
@@ -423,5 +434,6 @@ __all__ = [
     "parse_compose_text",
     "party_config",
     "party_service",
+    "party_volume",
     "write_bundle",
 ]

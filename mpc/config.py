@@ -22,6 +22,13 @@ class TlsFiles:
     ca: Path
     cert: Path
     key: Path
+    #: Certificate revocation list (PEM) from `mpc certs revoke`; None: ``crl.pem`` beside
+    #: the CA certificate, when that file exists.
+    crl: Path | None = None
+
+    @property
+    def crl_path(self) -> Path:
+        return self.crl if self.crl is not None else self.ca.with_name("crl.pem")
 
     def load(self) -> Identity:
         return load_identity(self.ca, self.cert, self.key)
@@ -66,6 +73,20 @@ class Participation:
     DP_ONLY = "dp-only"
 
 
+#: Names a client access entry may list in ``statistics`` (a statistic, or "train").
+ACCESS_STATISTICS = ("sum", "count", "mean", "variance", "histogram", "vector_sum", "train")
+
+
+@dataclass(frozen=True)
+class ClientAccess:
+    """What one client identity may ask of one dataset (the data owner's decision)."""
+
+    client: str
+    statistics: tuple[str, ...] | None = None  # None: every statistic
+    exact: bool = False  # may this client get exact (non-DP) results?
+    budget: BudgetConfig | None = None  # this client's own budget on the dataset
+
+
 #: Default cap on histogram bins per dataset (fine enough for plots and quantiles, far too
 #: coarse to locate a single row).
 DEFAULT_MAX_BINS = 1024
@@ -87,6 +108,9 @@ class DatasetConfig:
     cohort: tuple[str, ...] | None = None
     min_parties: int = DEFAULT_MIN_PARTIES
     max_bins: int = DEFAULT_MAX_BINS
+    #: Which clients may query the dataset and how; None: any client of the consortium CA
+    #: may run anything the participation policy allows.
+    access: tuple[ClientAccess, ...] | None = None
 
     @property
     def mode(self) -> str:
@@ -107,6 +131,13 @@ class PartyConfig:
     #: Refuse distributed-noise jobs sized for fewer colluders; None: n - 1 for n participants
     #: (no honest majority assumed: this party's own noise alone meets the target).
     min_colluders: int | None = None
+    #: The one coordinator identity (certificate name) this party accepts calls from.
+    coordinator: str = "coordinator"
+    #: Refuse jobs that do not carry the client's own signed query.
+    require_signed_queries: bool = True
+    #: Append-only, hash-chained audit log of every job this party saw; None: not kept
+    #: (a config file gets ``<name>.audit.jsonl`` beside it by default).
+    audit_log: Path | None = None
 
     def dataset(self, name: str) -> DatasetConfig | None:
         return next((d for d in self.datasets if d.name == name), None)
@@ -131,6 +162,8 @@ class CoordinatorConfig:
     colluders: int | None = None  # t for distributed noise; None: n - 1 (no honest majority)
     #: Exact histograms: cells with 0 < count < this are suppressed (DataSHIELD's nfilter.tab).
     min_cell_count: int = 3
+    #: Jobs one client may have queued or running at once; more are refused with a clear error.
+    max_queued_per_client: int = 50
     source: Path | None = field(default=None, compare=False)
 
 
@@ -162,10 +195,14 @@ def _resolve(base: Path, value: str) -> Path:
 
 def _tls(table: dict[str, Any], base: Path, where: str) -> TlsFiles:
     tls = _require(table, "tls", dict, where)
+    crl = tls.get("crl")
+    if crl is not None and not isinstance(crl, str):
+        raise ConfigError(f"{where} [tls]: 'crl' must be a str")
     return TlsFiles(
         ca=_resolve(base, _require(tls, "ca", str, f"{where} [tls]")),
         cert=_resolve(base, _require(tls, "cert", str, f"{where} [tls]")),
         key=_resolve(base, _require(tls, "key", str, f"{where} [tls]")),
+        crl=_resolve(base, crl) if crl is not None else None,
     )
 
 
@@ -237,6 +274,37 @@ def _participation(
     return out
 
 
+def _access(table: object, where: str) -> tuple[ClientAccess, ...]:
+    """``[datasets.NAME.access.CLIENT]`` tables: statistics, exact, budget."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table of client names")
+    entries = []
+    for client, entry in table.items():
+        cwhere = f"{where}.{client}"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{cwhere}: must be a table (statistics, exact, budget)")
+        unknown = set(entry) - {"statistics", "exact", "budget"}
+        if unknown:
+            raise ConfigError(f"{cwhere}: unknown key(s) {sorted(unknown)}")
+        statistics = entry.get("statistics")
+        if statistics is not None:
+            if not isinstance(statistics, list) or not all(
+                isinstance(x, str) and x in ACCESS_STATISTICS for x in statistics
+            ):
+                raise ConfigError(
+                    f"{cwhere}: statistics must be a list of {', '.join(ACCESS_STATISTICS)}"
+                )
+            statistics = tuple(statistics)
+        exact = entry.get("exact", False)
+        if not isinstance(exact, bool):
+            raise ConfigError(f"{cwhere}: exact must be true or false")
+        budget = (
+            _budget(entry["budget"], f"{cwhere}.budget", party=False) if "budget" in entry else None
+        )
+        entries.append(ClientAccess(str(client), statistics, exact, budget))
+    return tuple(entries)
+
+
 def load_party_config(path: Path) -> PartyConfig:
     where = str(path)
     data = _read_toml(path)
@@ -268,6 +336,8 @@ def load_party_config(path: Path) -> PartyConfig:
             _budget(table["budget"], f"{dwhere} budget", party=True) if "budget" in table else None
         )
         policy = _participation(table, party_id, budget, dwhere)
+        if "access" in table:
+            policy["access"] = _access(table["access"], f"{dwhere} access")
         datasets.append(
             DatasetConfig(
                 name=name,
@@ -282,7 +352,12 @@ def load_party_config(path: Path) -> PartyConfig:
         )
     ledger = _resolve(base, data["ledger"]) if isinstance(data.get("ledger"), str) else None
     # The state database is needed for DP charges and for pinning a cohort at first use.
-    needs_state = any(d.budget or (d.mode == "cohort" and d.cohort is None) for d in datasets)
+    needs_state = any(
+        d.budget
+        or (d.mode == "cohort" and d.cohort is None)
+        or any(a.budget for a in d.access or ())
+        for d in datasets
+    )
     default_ledger = path.with_name(f"{path.stem}.ledger.sqlite")
     if ledger is None and (needs_state or default_ledger.exists()):
         ledger = default_ledger
@@ -291,7 +366,23 @@ def load_party_config(path: Path) -> PartyConfig:
         isinstance(min_colluders, bool) or not isinstance(min_colluders, int) or min_colluders < 0
     ):
         raise ConfigError(f"{where}: min_colluders must be a non-negative integer")
+    coordinator = data.get("coordinator", "coordinator")
+    if not isinstance(coordinator, str) or not coordinator:
+        raise ConfigError(f"{where}: coordinator must be the coordinator's certificate name")
+    signed = data.get("require_signed_queries", True)
+    if not isinstance(signed, bool):
+        raise ConfigError(f"{where}: require_signed_queries must be true or false")
+    audit_log = data.get("audit_log")
+    if audit_log is not None and not isinstance(audit_log, str):
+        raise ConfigError(f"{where}: audit_log must be a path")
     return PartyConfig(
+        require_signed_queries=signed,
+        coordinator=coordinator,
+        audit_log=(
+            _resolve(base, audit_log)
+            if audit_log is not None
+            else path.with_name(f"{path.stem}.audit.jsonl")
+        ),
         party_id=party_id,
         listen=_check_listen(_require(data, "listen", str, where), where),
         tls=_tls(data, base, where),
@@ -345,7 +436,11 @@ def load_coordinator_config(path: Path) -> CoordinatorConfig:
         or min_cell_count < 0
     ):
         raise ConfigError(f"{where}: min_cell_count must be a non-negative integer (0: off)")
+    queued = data.get("max_queued_per_client", 50)
+    if isinstance(queued, bool) or not isinstance(queued, int) or queued < 1:
+        raise ConfigError(f"{where}: max_queued_per_client must be a positive integer")
     return CoordinatorConfig(
+        max_queued_per_client=queued,
         min_cell_count=min_cell_count,
         listen=_check_listen(_require(data, "listen", str, where), where),
         tls=_tls(data, base, where),

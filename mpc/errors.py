@@ -7,8 +7,10 @@ change; they never carry input values, shares, seeds or keys::
     +-- ConfigError          bad config file, flag or certificate setup
     +-- InputDataError       bad dataset: unknown column, non-numeric cell, NaN, empty file
     +-- QueryError           bad query: lo > hi, unknown statistic, a job that would wrap the ring
+        +-- JobNotFoundError an unknown job id, or a job the caller may not see
     +-- ProtocolError        a message out of stage, of the wrong length, or failing verification
     +-- PrivacyBudgetError   a job that would exceed a privacy budget
+    +-- LimitExceededError   a per-client or server limit (queued jobs, watch streams) is reached
     +-- TransportError       a party or the coordinator is unreachable, too slow, or refused TLS
         +-- PartyFailedError a named party failed or stopped answering during a job
     +-- AccessDeniedError    the caller's certificate does not allow this call
@@ -37,12 +39,21 @@ class QueryError(MpcError):
     """A query is malformed or cannot run safely (e.g. it could overflow the ring)."""
 
 
+class JobNotFoundError(QueryError):
+    """No such job, or one the caller may not see (the two are indistinguishable)."""
+
+
 class ProtocolError(MpcError):
     """A protocol message is out of stage, malformed, or fails verification."""
 
 
 class PrivacyBudgetError(MpcError):
     """A job would exceed a privacy budget."""
+
+
+class LimitExceededError(MpcError):
+    """A per-client or coordinator-wide limit is reached (too many queued jobs or watch
+    streams); retrying later can succeed."""
 
 
 class TransportError(MpcError):
@@ -76,6 +87,8 @@ __all__ = [
     "ConfigError",
     "InputDataError",
     "JobFailedError",
+    "JobNotFoundError",
+    "LimitExceededError",
     "MpcError",
     "PartyFailedError",
     "PrivacyBudgetError",

@@ -15,6 +15,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,36 +99,42 @@ class Ledger:
         budget: dp.Budget | None,
         *,
         who: str = "",
+        also: Sequence[tuple[str, dp.Budget | None]] = (),
     ) -> None:
-        """Record ``cost`` for ``job_id`` if it fits ``budget``; else raise, recording nothing."""
+        """Record ``cost`` for ``job_id`` if it fits ``budget``; else raise, recording nothing.
+
+        ``also`` lists more ledgers (e.g. a client's own budget on the dataset, keyed
+        ``dataset@client:NAME``) charged in the same transaction: all or none.
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                spent, _ = self._spent_locked(dataset)
-                if budget is not None and not budget.allows(spent, cost):
-                    raise PrivacyBudgetError(
-                        f"{who}dataset {dataset!r}: this job would exceed the privacy budget "
-                        f"(epsilon {float(budget.epsilon):.6g} at delta "
-                        f"{float(budget.delta):.3g}; spent epsilon "
-                        f"{float(budget.spent_epsilon(spent)):.6g}; "
-                        f"remaining {_remaining_epsilon(budget, spent):.6g} for one query, this "
-                        f"job needs {float(cost.epsilon(budget.delta)):.6g})"
-                    )
-                try:
-                    self._db.execute(
-                        "INSERT INTO privacy_ledger VALUES (?, ?, ?, ?, ?)",
-                        (
-                            dataset,
-                            job_id,
-                            cost.rho_units,
-                            json.dumps(list(cost.rdp_units)),
-                            time.time(),
-                        ),
-                    )
-                except sqlite3.IntegrityError:
-                    raise PrivacyBudgetError(
-                        f"{who}dataset {dataset!r}: job {job_id} was already charged"
-                    ) from None
+                for key, limit in ((dataset, budget), *also):
+                    spent, _ = self._spent_locked(key)
+                    if limit is not None and not limit.allows(spent, cost):
+                        raise PrivacyBudgetError(
+                            f"{who}dataset {key!r}: this job would exceed the privacy budget "
+                            f"(epsilon {float(limit.epsilon):.6g} at delta "
+                            f"{float(limit.delta):.3g}; spent epsilon "
+                            f"{float(limit.spent_epsilon(spent)):.6g}; "
+                            f"remaining {_remaining_epsilon(limit, spent):.6g} for one query, "
+                            f"this job needs {float(cost.epsilon(limit.delta)):.6g})"
+                        )
+                    try:
+                        self._db.execute(
+                            "INSERT INTO privacy_ledger VALUES (?, ?, ?, ?, ?)",
+                            (
+                                key,
+                                job_id,
+                                cost.rho_units,
+                                json.dumps(list(cost.rdp_units)),
+                                time.time(),
+                            ),
+                        )
+                    except sqlite3.IntegrityError:
+                        raise PrivacyBudgetError(
+                            f"{who}dataset {key!r}: job {job_id} was already charged"
+                        ) from None
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

@@ -8,7 +8,6 @@ arrived complete, and any failure aborts the job with nothing revealed.
 
 from __future__ import annotations
 
-import base64
 import logging
 import math
 import time
@@ -24,21 +23,18 @@ from mpc import dp
 from mpc.config import BudgetConfig
 from mpc.errors import MpcError, PartyFailedError, PrivacyBudgetError, QueryError
 from mpc.ledger import BudgetStatus, Ledger
+from mpc.protocol.query import Query as Query
+from mpc.protocol.query import query_from_json as query_from_json
 from mpc.protocol.schema import DatasetInfo
 from mpc.protocol.secure_sum import ShareAggregator, SignedKeyOffer
 from mpc.protocol.spec import (
+    ClientAuth,
     ColumnBound,
     JobSpec,
     NoiseMode,
     Participant,
     PrivacySpec,
     Statistic,
-    TrainingSpec,
-    check_bin_edges,
-    check_bounds,
-    edges_to_bytes,
-    validate_privacy,
-    validate_training,
 )
 from mpc.ring import DEFAULT_FRAC_BITS, RingVector, check_headroom, decode, resolution
 from mpc.stats import definition
@@ -69,119 +65,6 @@ class PartyLink(Protocol):
     def abort(self, job_id: str, reason: str, timeout: float) -> None: ...
 
     def ledger(self, timeout: float) -> list[BudgetStatus]: ...
-
-
-@dataclass(frozen=True)
-class Query:
-    """What a client asks for. Bounds missing here come from the parties' public schemas."""
-
-    statistic: Statistic
-    dataset: str
-    columns: tuple[str, ...] = ()
-    bounds: tuple[ColumnBound, ...] = ()
-    frac_bits: int | None = None
-    parties: tuple[str, ...] = ()
-    noise: NoiseMode = NoiseMode.NONE
-    epsilon: float = 0.0
-    delta: float = 0.0
-    #: Training jobs (statistic ``train``): columns are the features then the label.
-    training: TrainingSpec | None = None
-    #: Continue the training job with this id from its last completed round.
-    resume_from: str = ""
-    #: Histogram bin edges (statistic ``histogram``): strictly increasing, at least 2; values
-    #: outside ``[edges[0], edges[-1]]`` are counted in the first/last bin.
-    bin_edges: tuple[float, ...] = ()
-
-    def validate(self) -> None:
-        if self.resume_from and self.statistic is Statistic.TRAIN:
-            return  # the service continues the stored query of that job
-        if (self.statistic is Statistic.TRAIN) != (self.training is not None):
-            raise QueryError("training parameters go with a training job, and only with it")
-        if self.training is not None:
-            privacy = PrivacySpec(self.noise, self.epsilon, self.delta, 0)
-            validate_training(
-                self.training,
-                list(self.columns),
-                privacy if self.noise is not NoiseMode.NONE else None,
-            )
-        if self.noise is not NoiseMode.NONE:
-            # Structural checks only; colluders are checked once the roster is known.
-            validate_privacy(
-                PrivacySpec(self.noise, self.epsilon, self.delta, 0), self.statistic, 2
-            )
-        elif self.epsilon or self.delta:
-            raise QueryError("epsilon/delta given without a noise mode (central or distributed)")
-        for bound in self.bounds:
-            check_bounds(bound.column, bound.lo, bound.hi)
-        if len(set(self.columns)) != len(self.columns):
-            raise QueryError("a column is listed twice")
-        extra = {b.column for b in self.bounds} - set(self.columns)
-        if self.statistic is not Statistic.VECTOR_SUM and extra:
-            raise QueryError(f"bounds given for columns not in the query: {sorted(extra)}")
-        if (
-            self.statistic in (Statistic.SUM, Statistic.MEAN, Statistic.VARIANCE)
-            and not self.columns
-        ):
-            raise QueryError(f"{self.statistic.value} needs at least one --column")
-        if self.statistic is Statistic.HISTOGRAM:
-            if len(self.columns) != 1:
-                raise QueryError("histogram needs exactly one --column")
-            if self.bounds:
-                raise QueryError("a histogram's bounds are its first and last bin edges")
-            check_bin_edges(self.bin_edges)
-        elif self.bin_edges:
-            raise QueryError("bin edges (--bins) are only for histogram")
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "statistic": self.statistic.value,
-            "dataset": self.dataset,
-            "columns": list(self.columns),
-            "bounds": {b.column: [b.lo, b.hi] for b in self.bounds},
-            "frac_bits": self.frac_bits,
-            "parties": list(self.parties),
-            "noise": self.noise.value,
-            "epsilon": self.epsilon,
-            "delta": self.delta,
-            **({} if self.training is None else {"training": _training_json(self.training)}),
-            **({"resume_from": self.resume_from} if self.resume_from else {}),
-            # Compact for 2^20 bins: base64 of the little-endian float64 edges.
-            **(
-                {"bin_edges": base64.b64encode(edges_to_bytes(self.bin_edges)).decode()}
-                if self.bin_edges
-                else {}
-            ),
-        }
-
-
-def query_from_json(data: dict[str, object]) -> Query:
-    """Inverse of :meth:`Query.to_json` (job records, resumed training)."""
-    bounds = data.get("bounds") or {}
-    assert isinstance(bounds, dict)
-    training = data.get("training")
-    return Query(
-        statistic=Statistic(str(data["statistic"])),
-        dataset=str(data["dataset"]),
-        columns=tuple(data.get("columns") or ()),  # type: ignore[arg-type]
-        bounds=tuple(ColumnBound(c, lo, hi) for c, (lo, hi) in bounds.items()),
-        frac_bits=data.get("frac_bits"),  # type: ignore[arg-type]
-        parties=tuple(data.get("parties") or ()),  # type: ignore[arg-type]
-        noise=NoiseMode(str(data.get("noise") or "none")),
-        epsilon=float(data.get("epsilon") or 0.0),  # type: ignore[arg-type]
-        delta=float(data.get("delta") or 0.0),  # type: ignore[arg-type]
-        training=TrainingSpec(**training) if isinstance(training, dict) else None,
-        resume_from=str(data.get("resume_from") or ""),
-        bin_edges=tuple(
-            np.frombuffer(base64.b64decode(str(data.get("bin_edges") or "")), "<f8").tolist()
-        ),
-    )
-
-
-def _training_json(training: TrainingSpec) -> dict[str, object]:
-    out: dict[str, object] = dict(training.__dict__)
-    for key in ("model", "method", "standardise"):
-        out[key] = getattr(training, key).value
-    return out
 
 
 @dataclass(frozen=True)
@@ -242,13 +125,17 @@ class JobRunner:
         self._rpc_timeout = rpc_timeout
         self._default_frac_bits = default_frac_bits
 
-    def run(self, job_id: str, query: Query, progress: Progress) -> Outcome:
+    def run(
+        self, job_id: str, query: Query, progress: Progress, client: ClientAuth | None = None
+    ) -> Outcome:
+        """Run one query job; ``client`` is the client's signed query, passed on to every
+        party unchanged (they verify it themselves)."""
         deadline = time.monotonic() + self._job_timeout
         query.validate()
         selected = self._select(query)
         progress("describe", f"asking {len(selected)} parties for their schemas", 0.05)
         schemas = self._each(selected, lambda link: link.describe(self._budget(deadline)), deadline)
-        spec = self._build_spec(job_id, query, schemas)
+        spec = self._build_spec(job_id, query, schemas, client)
         stat = definition(spec.statistic)
         plan = plan_noise(spec)
         # With noise, the proof must also cover the noise's tail (40 sigma: never exceeded).
@@ -330,7 +217,11 @@ class JobRunner:
         return [self._links[pid] for pid in sorted(set(query.parties))]
 
     def _build_spec(
-        self, job_id: str, query: Query, schemas: dict[str, list[DatasetInfo]]
+        self,
+        job_id: str,
+        query: Query,
+        schemas: dict[str, list[DatasetInfo]],
+        client: ClientAuth | None = None,
     ) -> JobSpec:
         datasets: dict[str, DatasetInfo] = {}
         for pid, infos in schemas.items():
@@ -396,6 +287,7 @@ class JobRunner:
             vector_length=lengths.pop() if wanted_kind == "vector" else 0,
             training=query.training,
             bin_edges=query.bin_edges,
+            client=client,
         )
 
     def collect_round(

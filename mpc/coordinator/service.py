@@ -7,20 +7,42 @@ import logging
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from mpc.config import BudgetConfig
 from mpc.coordinator.jobs import JobRunner, PartyLink, Progress, Query, query_from_json
-from mpc.coordinator.store import JobRecord, JobState, JobStore
+from mpc.coordinator.store import JobRecord, JobState, JobStore, JobSummary
 from mpc.coordinator.training import TrainState, resume_query, train
-from mpc.errors import MpcError, QueryError
+from mpc.errors import (
+    AccessDeniedError,
+    JobNotFoundError,
+    LimitExceededError,
+    MpcError,
+    QueryError,
+    TransportError,
+)
 from mpc.ledger import BudgetStatus, Ledger
 from mpc.protocol.schema import DatasetInfo
-from mpc.protocol.spec import Statistic
+from mpc.protocol.spec import ClientAuth, Statistic
 
 log = logging.getLogger(__name__)
+
+#: ListJobs: jobs listed when the caller gives no limit, and the most it may ask for.
+DEFAULT_LIST_LIMIT = 50
+MAX_LIST_LIMIT = 1000
+#: Watch streams each hold a server thread while open; beyond these caps they are refused
+#: (RESOURCE_EXHAUSTED), so watchers can never take the threads other calls need.
+MAX_WATCH_STREAMS = 128
+MAX_WATCH_STREAMS_PER_CLIENT = 32
+#: How often an idle watch stream wakes to check that its client is still there.
+WATCH_POLL_SECONDS = 1.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,63 @@ class _EventLog:
             self.cond.notify_all()
 
 
+class FairQueue(Generic[T]):
+    """Work waiting for a slot: FIFO within one client, round-robin across clients.
+
+    A client with hundreds of queued jobs delays another client's job by at most one job per
+    worker, not by its whole backlog (one FIFO queue would make the other wait for all of it).
+    """
+
+    def __init__(self) -> None:
+        self._queues: OrderedDict[str, deque[T]] = OrderedDict()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def put(self, client: str, item: T) -> None:
+        with self._cond:
+            if self._closed:
+                raise TransportError("the coordinator is shutting down; submit the job again")
+            self._queues.setdefault(client, deque()).append(item)
+            self._cond.notify()
+
+    def get(self, timeout: float | None = None) -> T | None:
+        """The next item: the oldest of the client whose turn it is. None once closed, or
+        after ``timeout`` seconds without work."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._queues and not self._closed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            if self._closed:
+                return None
+            client, queue = next(iter(self._queues.items()))
+            item = queue.popleft()
+            if queue:
+                self._queues.move_to_end(client)  # its next job waits for everyone else's turn
+            else:
+                del self._queues[client]
+            return item
+
+    def close(self) -> list[T]:
+        """Stop handing out work; returns what was still queued."""
+        with self._cond:
+            self._closed = True
+            dropped = [item for queue in self._queues.values() for item in queue]
+            self._queues.clear()
+            self._cond.notify_all()
+        return dropped
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __len__(self) -> int:
+        with self._cond:
+            return sum(len(queue) for queue in self._queues.values())
+
+
 class CoordinatorService:
     def __init__(
         self,
@@ -76,6 +155,9 @@ class CoordinatorService:
         budgets: Mapping[str, BudgetConfig] | None = None,
         colluders: int | None = None,
         min_cell_count: int = 3,
+        max_queued_per_client: int = 50,
+        max_watch_streams: int = MAX_WATCH_STREAMS,
+        max_watch_streams_per_client: int = MAX_WATCH_STREAMS_PER_CLIENT,
     ) -> None:
         self._ledger = ledger
         self._budgets = dict(budgets or {})
@@ -83,7 +165,10 @@ class CoordinatorService:
         self._addresses = addresses
         self._store = store
         self._rpc_timeout = rpc_timeout
-        self._jobs = ThreadPoolExecutor(max_concurrent_jobs, thread_name_prefix="job")
+        self._max_queued = max_queued_per_client
+        self._max_watch = max_watch_streams
+        self._max_watch_per_client = max_watch_streams_per_client
+        self._queue: FairQueue[tuple[str, Query, str]] = FairQueue()
         self._calls = ThreadPoolExecutor(
             max(4, 2 * len(links) * max_concurrent_jobs), thread_name_prefix="party-call"
         )
@@ -98,40 +183,111 @@ class CoordinatorService:
             min_cell_count=min_cell_count,
         )
         self._logs: dict[str, _EventLog] = {}
+        self._auth: dict[str, ClientAuth] = {}
         self._lock = threading.Lock()
+        self._active: dict[str, int] = {}  # per client: its jobs queued or running
+        self._watching: dict[str, int] = {}  # per client: its open watch streams
         failed = store.fail_unfinished("the coordinator restarted while the job was running")
         if failed:
             log.warning("marked %d unfinished job(s) from a previous run as failed", failed)
+        # Daemon workers: a job still running when the process exits is marked failed at the
+        # next start (fail_unfinished), like one cut off by a crash.
+        self._workers = [
+            threading.Thread(target=self._work, name=f"job-{i}", daemon=True)
+            for i in range(max_concurrent_jobs)
+        ]
+        for worker in self._workers:
+            worker.start()
 
-    def close(self) -> None:
-        self._jobs.shutdown(wait=False, cancel_futures=True)
+    def close(self, wait: float = 0.0) -> None:
+        """Stop starting jobs; queued ones stay pending (failed at the next start). Waits up to
+        ``wait`` seconds for running jobs to end."""
+        dropped = self._queue.close()
+        if dropped:
+            log.warning("shutting down with %d job(s) still queued", len(dropped))
+        deadline = time.monotonic() + wait
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
         self._calls.shutdown(wait=False, cancel_futures=True)
 
     # --- jobs --------------------------------------------------------------------------
 
-    def submit(self, query: Query, submitted_by: str) -> str:
+    def submit(
+        self,
+        query: Query,
+        submitted_by: str,
+        *,
+        admin: bool = False,
+        client: ClientAuth | None = None,
+    ) -> str:
+        """Queue a job for ``submitted_by`` (a certificate name); ``admin`` callers may resume
+        another client's training job. Raises :class:`LimitExceededError` when the client
+        already has ``max_queued_per_client`` jobs queued or running."""
         query.validate()
-        job_id = "job-" + secrets.token_hex(8)
-        record = JobRecord(
-            job_id=job_id,
-            state=JobState.PENDING,
-            query=query.to_json(),
-            submitted_by=submitted_by,
-            created_at=time.time(),
-        )
-        self._store.create(record)
+        if self._queue.closed:
+            raise TransportError("the coordinator is shutting down; submit the job again")
+        if query.resume_from:
+            self.check_visible(query.resume_from, submitted_by, admin=admin)
         with self._lock:
-            self._logs[job_id] = _EventLog()
-        self._emit(job_id, JobState.PENDING, "queued", "waiting for a job slot", 0.0)
-        log.info(
-            "job %s: %s on %r submitted by %r",
-            job_id,
-            query.statistic.value,
-            query.dataset,
-            submitted_by,
-        )
-        self._jobs.submit(self._run, job_id, query)
+            held = self._active.get(submitted_by, 0)
+            if held >= self._max_queued:
+                raise LimitExceededError(
+                    f"client {submitted_by!r} has {held} jobs queued or running "
+                    f"(max_queued_per_client = {self._max_queued}); wait for some to finish"
+                )
+            self._active[submitted_by] = held + 1
+        job_id = "job-" + secrets.token_hex(8)
+        try:
+            record = JobRecord(
+                job_id=job_id,
+                state=JobState.PENDING,
+                query=query.to_json(),
+                submitted_by=submitted_by,
+                created_at=time.time(),
+            )
+            self._store.create(record)
+            with self._lock:
+                self._logs[job_id] = _EventLog()
+                if client is not None:
+                    # The client's signed query goes to every party with the job's spec.
+                    self._auth[job_id] = client
+            self._emit(job_id, JobState.PENDING, "queued", "waiting for a job slot", 0.0)
+            log.info(
+                "job %s: %s on %r submitted by %r",
+                job_id,
+                query.statistic.value,
+                query.dataset,
+                submitted_by,
+            )
+            self._queue.put(submitted_by, (job_id, query, submitted_by))
+        except BaseException:
+            self._release(submitted_by)
+            raise
         return job_id
+
+    def _release(self, client: str) -> None:
+        with self._lock:
+            held = self._active.get(client, 0) - 1
+            if held > 0:
+                self._active[client] = held
+            else:
+                self._active.pop(client, None)
+
+    def active_jobs(self, client: str) -> int:
+        """The client's jobs queued or running."""
+        with self._lock:
+            return self._active.get(client, 0)
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            job_id, query, owner = item
+            try:
+                self._run(job_id, query)
+            finally:
+                self._release(owner)
 
     def _emit(
         self,
@@ -150,15 +306,21 @@ class CoordinatorService:
         if events:
             events.append(JobEvent(job_id, state, stage, message, progress))
 
+    def _take_auth(self, job_id: str) -> ClientAuth | None:
+        with self._lock:
+            return self._auth.pop(job_id, None)
+
     def _run(self, job_id: str, query: Query) -> None:
+        client = self._take_auth(job_id)
+
         def progress(stage: str, message: str, fraction: float) -> None:
             self._emit(job_id, JobState.RUNNING, stage, message, fraction)
 
         try:
             if query.statistic is Statistic.TRAIN:
-                self._train(job_id, query, progress)
+                self._train(job_id, query, progress, client)
                 return
-            outcome = self._runner.run(job_id, query, progress)
+            outcome = self._runner.run(job_id, query, progress, client)
             self._store.set_spec(
                 job_id, json.loads(outcome.spec.canonical()), list(outcome.spec.party_ids)
             )
@@ -186,7 +348,9 @@ class CoordinatorService:
             timer.daemon = True  # never keeps the process alive at shutdown
             timer.start()
 
-    def _train(self, job_id: str, query: Query, progress: Progress) -> None:
+    def _train(
+        self, job_id: str, query: Query, progress: Progress, client: ClientAuth | None = None
+    ) -> None:
         """A training job; every completed round's model is persisted for --resume."""
         resume = None
         if query.resume_from:
@@ -203,7 +367,7 @@ class CoordinatorService:
         def checkpoint(state: TrainState) -> None:
             self._store.save_round(job_id, state.round, state.to_json())
 
-        outcome = train(self._runner, job_id, query, progress, checkpoint, resume)
+        outcome = train(self._runner, job_id, query, progress, checkpoint, resume, client)
         self._store.set_spec(
             job_id, json.loads(outcome.spec.canonical()), list(outcome.spec.party_ids)
         )
@@ -225,7 +389,48 @@ class CoordinatorService:
         with self._lock:
             self._logs.pop(job_id, None)
 
-    def watch(self, job_id: str, timeout: float = 3600.0) -> Iterator[JobEvent]:
+    @contextmanager
+    def watch_slot(self, client: str) -> Iterator[None]:
+        """Hold one of the limited watch streams for ``client`` while the block runs."""
+        with self._lock:
+            total = sum(self._watching.values())
+            if total >= self._max_watch:
+                raise LimitExceededError(
+                    f"the coordinator already serves {total} watch streams (its maximum); "
+                    "retry shortly, or poll the job with GetResult"
+                )
+            mine = self._watching.get(client, 0)
+            if mine >= self._max_watch_per_client:
+                raise LimitExceededError(
+                    f"client {client!r} has {mine} watch streams open (at most "
+                    f"{self._max_watch_per_client} per client); close some first, or poll "
+                    "the job with GetResult"
+                )
+            self._watching[client] = mine + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._watching.get(client, 0) - 1
+                if left > 0:
+                    self._watching[client] = left
+                else:
+                    self._watching.pop(client, None)
+
+    def watching(self) -> int:
+        """Watch streams open now (all clients)."""
+        with self._lock:
+            return sum(self._watching.values())
+
+    def watch(
+        self,
+        job_id: str,
+        timeout: float = 3600.0,
+        alive: Callable[[], bool] | None = None,
+    ) -> Iterator[JobEvent]:
+        """The job's events until it ends, ``timeout`` passes, or ``alive()`` turns false
+        (checked at least every :data:`WATCH_POLL_SECONDS`, so a stream whose client went
+        away ends soon instead of holding its thread until the job ends)."""
         with self._lock:
             events = self._logs.get(job_id)
         if events is None:
@@ -240,9 +445,9 @@ class CoordinatorService:
             with events.cond:
                 while index >= len(events.events):
                     remaining = end - time.monotonic()
-                    if remaining <= 0:
+                    if remaining <= 0 or (alive is not None and not alive()):
                         return
-                    events.cond.wait(min(remaining, 1.0))
+                    events.cond.wait(min(remaining, WATCH_POLL_SECONDS))
                 batch = events.events[index:]
                 index = len(events.events)
             for event in batch:
@@ -253,8 +458,36 @@ class CoordinatorService:
     def record(self, job_id: str) -> JobRecord:
         record = self._store.get(job_id)
         if record is None:
-            raise QueryError(f"unknown job {job_id!r}")
+            raise JobNotFoundError(f"unknown job {job_id!r}")
         return record
+
+    # --- ownership: a client sees only its own jobs; an admin sees every job ---------------
+
+    def check_visible(self, job_id: str, caller: str, *, admin: bool = False) -> None:
+        """Raise :class:`JobNotFoundError` unless ``caller`` may see the job.
+
+        Another client's job fails exactly like an unknown id (same error, same text, the
+        same single small query), so the answer does not tell that the job exists.
+        """
+        owner = self._store.owner(job_id)
+        if owner is None or not (admin or owner == caller):
+            raise JobNotFoundError(f"unknown job {job_id!r}")
+
+    def visible_record(self, job_id: str, caller: str, *, admin: bool = False) -> JobRecord:
+        """The job's record if ``caller`` may see it (see :meth:`check_visible`)."""
+        self.check_visible(job_id, caller, admin=admin)
+        return self.record(job_id)
+
+    def list_jobs(
+        self, caller: str, *, admin: bool = False, limit: int = 0, all_clients: bool = False
+    ) -> list[JobSummary]:
+        """The caller's jobs newest first; an admin with ``all_clients``: everyone's."""
+        if all_clients and not admin:
+            raise AccessDeniedError(
+                f"{caller!r} may list only its own jobs; every client's needs an admin certificate"
+            )
+        limit = DEFAULT_LIST_LIMIT if limit <= 0 else min(limit, MAX_LIST_LIMIT)
+        return self._store.summaries(None if all_clients else caller, limit)
 
     # --- parties -------------------------------------------------------------------------
 

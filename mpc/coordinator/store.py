@@ -51,6 +51,34 @@ class JobRecord:
     privacy: dict[str, object] | None = None
 
 
+@dataclass(frozen=True)
+class JobSummary:
+    """One line of a job listing: what ran, for whom, when, and what privacy it spent."""
+
+    job_id: str
+    state: JobState
+    statistic: str
+    dataset: str
+    submitted_by: str
+    created_at: float  # unix seconds
+    finished_at: float  # 0 while unfinished
+    epsilon_spent: float  # 0 without differential privacy
+    error: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "job_id": self.job_id,
+            "state": self.state.value,
+            "statistic": self.statistic,
+            "dataset": self.dataset,
+            "submitted_by": self.submitted_by,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at or None,
+            "epsilon_spent": self.epsilon_spent,
+            "error": self.error,
+        }
+
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
     job_id       TEXT PRIMARY KEY,
@@ -70,6 +98,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     privacy      TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+CREATE INDEX IF NOT EXISTS jobs_by_client ON jobs (submitted_by, created_at);
 -- Revealed values live apart from the job row: progress updates of a job never rewrite a
 -- large result (SQLite rewrites all of a row's overflow pages on any update of the row).
 CREATE TABLE IF NOT EXISTS results (
@@ -210,6 +239,14 @@ class JobStore:
             row = self._db.execute("SELECT model FROM jobs WHERE job_id=?", (job_id,)).fetchone()
         return json.loads(row[0]) if row and row[0] else None
 
+    def owner(self, job_id: str) -> str | None:
+        """Who submitted the job (its certificate name), or None for an unknown job."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT submitted_by FROM jobs WHERE job_id=?", (job_id,)
+            ).fetchone()
+        return str(row[0]) if row else None
+
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:
             row = self._db.execute(
@@ -239,6 +276,45 @@ class JobStore:
             finished_at=row[14],
             privacy=json.loads(row[15]) if row[15] else None,
         )
+
+    def summaries(self, submitted_by: str | None, limit: int) -> list[JobSummary]:
+        """Jobs newest first: those of ``submitted_by``, or everyone's for None.
+
+        Reads only small fields (SQLite's JSON functions pick the statistic, dataset and
+        epsilon out of the stored JSON), never a result or a histogram's bin edges.
+        """
+        with self._lock:
+            if submitted_by is None:
+                cursor = self._db.execute(
+                    "SELECT job_id, state, json_extract(query, '$.statistic'), "
+                    "json_extract(query, '$.dataset'), submitted_by, created_at, finished_at, "
+                    "json_extract(privacy, '$.epsilon_spent'), error FROM jobs "
+                    "ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                    (limit,),
+                )
+            else:
+                cursor = self._db.execute(
+                    "SELECT job_id, state, json_extract(query, '$.statistic'), "
+                    "json_extract(query, '$.dataset'), submitted_by, created_at, finished_at, "
+                    "json_extract(privacy, '$.epsilon_spent'), error FROM jobs "
+                    "WHERE submitted_by=? ORDER BY created_at DESC, job_id DESC LIMIT ?",
+                    (submitted_by, limit),
+                )
+            rows = cursor.fetchall()
+        return [
+            JobSummary(
+                job_id=row[0],
+                state=JobState(row[1]),
+                statistic=str(row[2] or ""),
+                dataset=str(row[3] or ""),
+                submitted_by=row[4],
+                created_at=row[5],
+                finished_at=row[6],
+                epsilon_spent=float(row[7] or 0.0),
+                error=row[8],
+            )
+            for row in rows
+        ]
 
     def recent(self, limit: int = 50) -> list[str]:
         with self._lock:

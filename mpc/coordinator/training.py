@@ -29,7 +29,7 @@ from mpc import training as tr
 from mpc.coordinator.jobs import JobRunner, NoiseOutcome, Progress, Query
 from mpc.errors import MpcError, QueryError
 from mpc.protocol.rounds import MAX_WEIGHT, schedule_of
-from mpc.protocol.spec import JobSpec, Method, Standardise
+from mpc.protocol.spec import ClientAuth, JobSpec, Method, Standardise
 from mpc.ring import check_headroom, decode, resolution
 from mpc.stats.privacy import NoisePlan, add_noise, plan_noise
 
@@ -82,14 +82,18 @@ def _scaling_from_json(data: dict[str, object]) -> tr.Scaling:
 
 
 def _build(
-    runner: JobRunner, job_id: str, query: Query, schemas: dict[str, list[object]]
+    runner: JobRunner,
+    job_id: str,
+    query: Query,
+    schemas: dict[str, list[object]],
+    client: ClientAuth | None = None,
 ) -> tuple[JobSpec, NoisePlan | None]:
     """The job spec with the most fractional bits whose headroom is proven (<= 30; DP <= 20)."""
     cap = 20 if query.epsilon else 30
     candidates = [query.frac_bits] if query.frac_bits else list(range(cap, 15, -1))
     last: QueryError | None = None
     for bits in candidates:
-        spec = runner._build_spec(job_id, replace(query, frac_bits=bits), schemas)  # type: ignore[arg-type]
+        spec = runner._build_spec(job_id, replace(query, frac_bits=bits), schemas, client)  # type: ignore[arg-type]
         try:
             check_headroom(tr.components(spec), spec.total_max_rows, bits)
             plan = plan_noise(spec)
@@ -114,6 +118,7 @@ def train(
     progress: Progress,
     checkpoint: Checkpoint | None = None,
     resume: TrainState | None = None,
+    client: ClientAuth | None = None,
 ) -> TrainOutcome:
     deadline = time.monotonic() + runner._job_timeout
     query.validate()
@@ -123,7 +128,7 @@ def train(
     selected = runner._select(query)
     progress("describe", f"asking {len(selected)} parties for their schemas", 0.02)
     schemas = runner._each(selected, lambda link: link.describe(runner._budget(deadline)), deadline)
-    spec, plan = _build(runner, job_id, query, schemas)  # type: ignore[arg-type]
+    spec, plan = _build(runner, job_id, query, schemas, client)  # type: ignore[arg-type]
     # Privacy first: the whole run (all planned rounds) is charged before round 1; the parties
     # charge their own ledgers at setup, before reading any data.
     runner._charge(spec, plan)

@@ -41,6 +41,9 @@ class DatasetFile:
     cohort: tuple[str, ...] | None = None
     min_parties: int | None = None
     max_bins: int | None = None
+    #: Access list: client name -> {"statistics": [...], "exact": bool, "budget": (eps, delta)};
+    #: None leaves the dataset open to every client.
+    access: Mapping[str, Mapping[str, object]] | None = None
 
 
 def _toml_str(value: str) -> str:
@@ -106,6 +109,19 @@ def party_config_text(
                 f"delta = {float(delta)!r}",
                 f"allow_central = {'true' if dataset.allow_central else 'false'}",
             ]
+        for client, entry in (dataset.access or {}).items():
+            lines += ["", f"[datasets.{_toml_str(name)}.access.{_toml_str(client)}]"]
+            statistics = entry.get("statistics")
+            if isinstance(statistics, (list, tuple)):
+                lines.append(f"statistics = {_toml_list([str(x) for x in statistics])}")
+            lines.append(f"exact = {'true' if entry.get('exact') else 'false'}")
+            budget = entry.get("budget")
+            if isinstance(budget, tuple):
+                lines += [
+                    f"[datasets.{_toml_str(name)}.access.{_toml_str(client)}.budget]",
+                    f"epsilon = {float(budget[0])!r}",
+                    f"delta = {float(budget[1])!r}",
+                ]
         for column, (lo, hi) in dataset.bounds.items():
             lines += [
                 "",
@@ -180,9 +196,11 @@ class LocalCluster:
         budgets: Mapping[str, tuple[float, float]] | None = None,
         min_colluders: int | None = None,
         min_cell_count: int | None = None,
+        clients: tuple[str, ...] = ("client",),
     ) -> None:
         self.budgets = dict(budgets or {})
         self.min_colluders = min_colluders
+        self.clients = clients  # client certificates to make (with the CA, on first start)
         self.min_cell_count = min_cell_count
         self.workdir = workdir
         self.datasets = datasets
@@ -215,7 +233,7 @@ class LocalCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         if not (self.tls_dir / "ca.pem").exists():
-            init_certificates(self.tls_dir, self.party_ids)
+            init_certificates(self.tls_dir, self.party_ids, clients=self.clients)
         for party_id in self.party_ids:
             self.start_party(party_id)
         for party_id in self.party_ids:

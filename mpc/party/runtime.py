@@ -37,15 +37,19 @@ from dataclasses import replace
 import numpy as np
 
 from mpc.config import DatasetConfig, Participation, PartyConfig
+from mpc.dp.accountant import Budget
 from mpc.errors import (
     ConfigError,
     InputDataError,
+    MpcError,
     PrivacyBudgetError,
     ProtocolError,
     QueryError,
 )
 from mpc.identity import Identity
 from mpc.ledger import BudgetStatus, Ledger
+from mpc.party.access import ReplayGuard, authenticate, authorise, client_ledger_key
+from mpc.party.audit import ACCEPTED, REFUSED, AuditError, AuditLog, job_record
 from mpc.party.data import DataStore
 from mpc.protocol.rounds import MAX_WEIGHT, RoundTracker, round_kind
 from mpc.protocol.schema import ColumnInfo, DatasetInfo
@@ -88,7 +92,11 @@ class PartyRuntime:
         self._ledger = Ledger(config.ledger) if config.ledger is not None else None
         self._jobs: dict[str, _Job] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
+        self._replays = ReplayGuard()
         self._lock = threading.Lock()
+        self._audit = (
+            AuditLog(config.audit_log, config.party_id) if config.audit_log is not None else None
+        )
         self._log_cohort_overrides()
 
     # --- public schema -------------------------------------------------------------------
@@ -141,8 +149,27 @@ class PartyRuntime:
         dataset, never a row. Privacy comes before everything that follows: the cost is
         computed from the spec and charged durably to this party's own ledger, so a job over
         budget is refused without touching data, and nothing is refunded afterwards.
+
+        Every job, accepted or refused, is recorded durably in the audit log (when kept,
+        :mod:`mpc.party.audit`) before the party answers.
         """
+        try:
+            return self._setup(spec)
+        except AuditError:
+            raise  # the log cannot be written: nothing more to record
+        except Exception as exc:
+            self._audit_refusal(spec, exc)
+            raise
+
+    def _setup(self, spec: JobSpec) -> SignedKeyOffer:
         dataset = self._store.config(spec.dataset)
+        client = authenticate(
+            spec,
+            self._identity.ca_certificate,
+            self._replays,
+            required=self.config.require_signed_queries,
+        )
+        access = authorise(spec, dataset, client)
         self._check_policy(spec, dataset)
         plan = self._check_noise(spec, dataset)
         self._check_headroom(spec, dataset, plan)
@@ -152,18 +179,29 @@ class PartyRuntime:
             cohort = self._cohort(dataset, pin=spec.party_ids)
             if cohort is not None and cohort != spec.party_ids:
                 raise QueryError(_cohort_refusal(spec, cohort))
+        also: list[tuple[str, Budget | None]] = []
         with self._lock:
             self._expire_locked()
             if spec.job_id in self._seen:
                 raise ProtocolError(f"job {spec.job_id} was already set up on this party")
             self._remember_locked(spec.job_id)
+        if access is not None and access.budget is not None and plan is not None:
+            # The client's own budget on this dataset, charged with the dataset's: all or none.
+            if self._ledger is None or client is None:
+                raise ConfigError("a client budget needs this party's ledger")
+            also = [(client_ledger_key(spec.dataset, client), access.budget.budget())]
         if plan is not None and self._ledger is not None:
             budget = dataset.budget.budget() if dataset.budget else None
-            self._ledger.charge(spec.dataset, spec.job_id, plan.cost, budget)
+            self._ledger.charge(spec.dataset, spec.job_id, plan.cost, budget, also=also)
             log.info(
                 "job %s: charged rho %.6g to %r", spec.job_id, float(plan.cost.rho), spec.dataset
             )
         session = PartySession(spec, self._identity)
+        if self._audit is not None:  # durable before the offer leaves this party
+            charged = plan is not None and self._ledger is not None
+            self._audit.append(
+                job_record(self.party_id, spec, ACCEPTED, plan=plan, charged=charged)
+            )
         with self._lock:
             self._jobs[spec.job_id] = _Job(session, plan)
         log.info("job %s: set up %s on %r", spec.job_id, spec.statistic.value, spec.dataset)
@@ -361,6 +399,16 @@ class PartyRuntime:
                 )
 
     # --- helpers -------------------------------------------------------------------------
+
+    def _audit_refusal(self, spec: JobSpec, exc: Exception) -> None:
+        """Record a refused job with its public reason (the text the coordinator gets)."""
+        if self._audit is None:
+            return
+        if isinstance(exc, MpcError):
+            reason, error = str(exc), type(exc).__name__
+        else:  # its text could quote anything: the transport sends a fixed message too
+            reason, error = "internal error; see the server log", "InternalError"
+        self._audit.append(job_record(self.party_id, spec, REFUSED, reason=reason, error=error))
 
     def _log_cohort_overrides(self) -> None:
         """An operator changes a pinned cohort by declaring one: say so in the log."""

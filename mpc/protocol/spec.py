@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
 import numpy as np
+from cryptography import x509
 
-from mpc.errors import QueryError
-from mpc.identity import check_party_id
+from mpc.errors import ProtocolError, QueryError
+from mpc.identity import cert_name, check_party_id
 from mpc.ring import MAX_FRAC_BITS
 from mpc.sharing import spec_digest_of
 
@@ -157,6 +158,34 @@ class Participant:
     max_rows: int
 
 
+@dataclass(frozen=True, repr=False)
+class ClientAuth:
+    """The client's own signature on its query (see :mod:`mpc.protocol.query`).
+
+    ``query`` is the canonical JSON the client signed, byte for byte; the signature covers it
+    with the nonce and the timestamp (milliseconds since the epoch).
+    """
+
+    query: bytes
+    nonce: bytes
+    timestamp_ms: int
+    signature: bytes
+    certificate_pem: bytes
+
+    def __repr__(self) -> str:
+        return f"ClientAuth(<{len(self.query)} bytes of query, signed>)"
+
+    def digest_fields(self) -> dict[str, object]:
+        """What the spec digest binds: every byte of the signed query and its signature."""
+        return {
+            "query_sha256": hashlib.sha256(self.query).hexdigest(),
+            "nonce": self.nonce.hex(),
+            "timestamp_ms": self.timestamp_ms,
+            "signature_sha256": hashlib.sha256(self.signature).hexdigest(),
+            "certificate_sha256": hashlib.sha256(self.certificate_pem).hexdigest(),
+        }
+
+
 @dataclass(frozen=True)
 class JobSpec:
     job_id: str
@@ -171,12 +200,29 @@ class JobSpec:
     training: TrainingSpec | None = None
     #: Histogram bin edges (statistic ``histogram`` only); empty for every other statistic.
     bin_edges: tuple[float, ...] = ()
+    #: The client's signed query; parties verify it themselves (None: an unsigned job,
+    #: which parties refuse unless their config says require_signed_queries = false).
+    client: ClientAuth | None = None
     _digest: bytes = field(default=b"", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bin_edges", tuple(float(e) for e in self.bin_edges))
         validate_spec(self)
         object.__setattr__(self, "_digest", spec_digest_of(self.canonical()))
+
+    @property
+    def client_id(self) -> str:
+        """The name in the signing client's certificate ("" for an unsigned job).
+
+        Informational (logs, audit); parties authenticate with
+        :func:`mpc.protocol.query.verify_client` before trusting it.
+        """
+        if self.client is None:
+            return ""
+        try:
+            return cert_name(x509.load_pem_x509_certificate(self.client.certificate_pem))
+        except (ValueError, ProtocolError):
+            return ""
 
     @property
     def party_ids(self) -> tuple[str, ...]:
@@ -197,6 +243,9 @@ class JobSpec:
         # like the values themselves, without a megabyte of JSON for 2^20 bins).
         data = asdict(_without_edges(self))
         data.pop("_digest")
+        data.pop("client")  # digests of unsigned jobs are unchanged
+        if self.client is not None:
+            data["client"] = self.client.digest_fields()
         data["statistic"] = self.statistic.value
         if self.privacy is not None:
             data["privacy"]["noise"] = self.privacy.noise.value
@@ -388,6 +437,7 @@ __all__ = [
     "MAX_HISTOGRAM_BINS",
     "MAX_LR",
     "PROTOCOL_VERSION",
+    "ClientAuth",
     "ColumnBound",
     "JobSpec",
     "Method",

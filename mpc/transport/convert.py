@@ -12,9 +12,11 @@ import numpy as np
 from mpc.errors import ProtocolError, QueryError
 from mpc.ledger import BudgetStatus
 from mpc.proto.v1 import common_pb2, coordinator_pb2, party_pb2
+from mpc.protocol.query import Query
 from mpc.protocol.schema import ColumnInfo, DatasetInfo
 from mpc.protocol.secure_sum import SignedKeyOffer
 from mpc.protocol.spec import (
+    ClientAuth,
     ColumnBound,
     JobSpec,
     NoiseMode,
@@ -39,8 +41,51 @@ def statistic_from_name(name: str) -> Statistic:
         raise QueryError(f"unknown statistic {name!r} (known: {known})") from None
 
 
+def query_from_proto(message: coordinator_pb2.Query) -> Query:
+    """A client's query message as the domain :class:`Query` (what the client signs)."""
+    return Query(
+        statistic=statistic_from_name(message.statistic),
+        dataset=message.dataset,
+        columns=tuple(message.columns),
+        bounds=tuple(ColumnBound(b.column, b.lo, b.hi) for b in message.bounds),
+        frac_bits=message.frac_bits or None,
+        parties=tuple(message.parties),
+        noise=noise_mode_from_name(message.noise),
+        epsilon=message.epsilon,
+        delta=message.delta,
+        training=training_from_proto(message.training)
+        if message.HasField("training") and not message.resume_from
+        else None,
+        resume_from=message.resume_from,
+        bin_edges=edges_from_bytes(message.bin_edges),
+    )
+
+
+def client_auth_to_proto(auth: ClientAuth | None) -> common_pb2.ClientAuth | None:
+    if auth is None:
+        return None
+    return common_pb2.ClientAuth(
+        query=auth.query,
+        nonce=auth.nonce,
+        timestamp_ms=auth.timestamp_ms,
+        signature=auth.signature,
+        certificate_pem=auth.certificate_pem,
+    )
+
+
+def client_auth_from_proto(message: common_pb2.ClientAuth) -> ClientAuth:
+    return ClientAuth(
+        query=message.query,
+        nonce=message.nonce,
+        timestamp_ms=message.timestamp_ms,
+        signature=message.signature,
+        certificate_pem=message.certificate_pem,
+    )
+
+
 def spec_to_proto(spec: JobSpec) -> common_pb2.JobSpec:
     return common_pb2.JobSpec(
+        client=client_auth_to_proto(spec.client),
         job_id=spec.job_id,
         statistic=spec.statistic.value,
         dataset=spec.dataset,
@@ -128,6 +173,7 @@ def spec_from_proto(message: common_pb2.JobSpec) -> JobSpec:
         else None,
         training=training_from_proto(message.training) if message.HasField("training") else None,
         bin_edges=edges_from_bytes(message.bin_edges),
+        client=client_auth_from_proto(message.client) if message.HasField("client") else None,
     )
 
 
@@ -294,6 +340,8 @@ def dataset_from_proto(message: common_pb2.DatasetSchema) -> DatasetInfo:
 
 
 __all__ = [
+    "client_auth_from_proto",
+    "client_auth_to_proto",
     "coordinator_pb2",
     "dataset_from_proto",
     "dataset_to_proto",
@@ -302,6 +350,7 @@ __all__ = [
     "floats_from_chunks",
     "offer_from_proto",
     "offer_to_proto",
+    "query_from_proto",
     "ring_from_bytes",
     "ring_to_bytes",
     "share_chunks",

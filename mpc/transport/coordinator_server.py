@@ -9,23 +9,36 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from cryptography import x509
 
 from mpc.config import CoordinatorConfig
 from mpc.coordinator.jobs import PartyLink, Query
-from mpc.coordinator.service import CoordinatorService
+from mpc.coordinator.service import MAX_WATCH_STREAMS, CoordinatorService
 from mpc.coordinator.store import JobState, JobStore
-from mpc.errors import ConfigError, QueryError
-from mpc.identity import Role
+from mpc.errors import AccessDeniedError, ConfigError, QueryError
+from mpc.identity import Role, watch_revocations
 from mpc.ledger import Ledger
 from mpc.proto.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc
+from mpc.protocol.query import verify_client
 from mpc.protocol.spec import ColumnBound
 from mpc.transport import convert
 from mpc.transport.errors import handle_errors, handle_stream_errors
 from mpc.transport.party_client import GrpcPartyLink
 from mpc.transport.server import RunningServer, serve_until_signalled
-from mpc.transport.tls import require_role
+from mpc.transport.tls import Peer, require_role
 
 log = logging.getLogger(__name__)
+
+#: Roles that may use the client API: an admin is a client that may also see every job.
+_CLIENT_ROLES = (Role.CLIENT, Role.ADMIN)
+#: Server threads beyond the most watch streams the service allows: unary calls (submit,
+#: results, listings, health) always find a free thread however many streams are open.
+_SPARE_WORKERS = 64
+
+
+def _is_admin(peer: Peer) -> bool:
+    return peer.role == Role.ADMIN.value
+
 
 SERVICE_NAME = coordinator_pb2.DESCRIPTOR.services_by_name["Coordinator"].full_name
 
@@ -77,40 +90,55 @@ def _privacy_to_proto(
 
 
 class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ignore[misc]
-    def __init__(self, service: CoordinatorService) -> None:
+    def __init__(self, service: CoordinatorService, ca: x509.Certificate) -> None:
         self.service = service
+        self._ca = ca  # to verify clients' signed queries before queueing them
 
     @handle_errors
     def SubmitJob(
         self, request: coordinator_pb2.SubmitJobRequest, context: grpc.ServicerContext
     ) -> coordinator_pb2.SubmitJobResponse:
-        peer = require_role(context, Role.CLIENT)
-        job_id = self.service.submit(query_from_proto(request.query), peer.name)
+        peer = require_role(context, *_CLIENT_ROLES)
+        if not request.HasField("signed"):
+            raise AccessDeniedError(
+                "the query is not signed: clients sign every query with their certificate key "
+                "(parties refuse unsigned jobs); use a current mpc client"
+            )
+        auth = convert.client_auth_from_proto(request.signed)
+        signed = verify_client(auth, self._ca)
+        if signed.client != peer.name:
+            raise AccessDeniedError(
+                f"the query is signed by {signed.client!r} but submitted by {peer.name!r}"
+            )
+        query = signed.with_edges(convert.edges_from_bytes(request.query.bin_edges))
+        job_id = self.service.submit(query, peer.name, admin=_is_admin(peer), client=auth)
         return coordinator_pb2.SubmitJobResponse(job_id=job_id)
 
     @handle_stream_errors
     def WatchJob(
         self, request: coordinator_pb2.WatchJobRequest, context: grpc.ServicerContext
     ) -> Iterator[coordinator_pb2.JobEvent]:
-        require_role(context, Role.CLIENT)
-        self.service.record(request.job_id)  # unknown job -> clear error
-        for event in self.service.watch(request.job_id):
-            if not context.is_active():
-                return
-            yield coordinator_pb2.JobEvent(
-                job_id=event.job_id,
-                state=_STATE_TO_PROTO[event.state],
-                stage=event.stage,
-                message=event.message,
-                progress=event.progress,
-            )
+        peer = require_role(context, *_CLIENT_ROLES)
+        # Unknown, or another client's: the same NOT_FOUND either way.
+        self.service.check_visible(request.job_id, peer.name, admin=_is_admin(peer))
+        with self.service.watch_slot(peer.name):  # RESOURCE_EXHAUSTED beyond the caps
+            for event in self.service.watch(request.job_id, alive=context.is_active):
+                if not context.is_active():
+                    return
+                yield coordinator_pb2.JobEvent(
+                    job_id=event.job_id,
+                    state=_STATE_TO_PROTO[event.state],
+                    stage=event.stage,
+                    message=event.message,
+                    progress=event.progress,
+                )
 
     @handle_stream_errors
     def GetResult(
         self, request: coordinator_pb2.GetResultRequest, context: grpc.ServicerContext
     ) -> Iterator[coordinator_pb2.ResultChunk]:
-        require_role(context, Role.CLIENT)
-        record = self.service.record(request.job_id)
+        peer = require_role(context, *_CLIENT_ROLES)
+        record = self.service.visible_record(request.job_id, peer.name, admin=_is_admin(peer))
         spec = record.spec or {}
         values = record.values if record.state is JobState.SUCCEEDED else None
         columns = spec.get("columns", [])
@@ -144,10 +172,38 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ig
                 yield coordinator_pb2.ResultChunk(values=chunk)
 
     @handle_errors
+    def ListJobs(
+        self, request: coordinator_pb2.ListJobsRequest, context: grpc.ServicerContext
+    ) -> coordinator_pb2.ListJobsResponse:
+        peer = require_role(context, *_CLIENT_ROLES)
+        jobs = self.service.list_jobs(
+            peer.name,
+            admin=_is_admin(peer),
+            limit=request.limit,
+            all_clients=request.all_clients,
+        )
+        return coordinator_pb2.ListJobsResponse(
+            jobs=[
+                coordinator_pb2.JobSummary(
+                    job_id=job.job_id,
+                    state=_STATE_TO_PROTO[job.state],
+                    statistic=job.statistic,
+                    dataset=job.dataset,
+                    submitted_by=job.submitted_by,
+                    created_at=job.created_at,
+                    finished_at=job.finished_at,
+                    epsilon_spent=job.epsilon_spent,
+                    error=job.error,
+                )
+                for job in jobs
+            ]
+        )
+
+    @handle_errors
     def ListParties(
         self, request: coordinator_pb2.ListPartiesRequest, context: grpc.ServicerContext
     ) -> coordinator_pb2.ListPartiesResponse:
-        require_role(context, Role.CLIENT)
+        require_role(context, *_CLIENT_ROLES)
         return coordinator_pb2.ListPartiesResponse(
             parties=[
                 coordinator_pb2.PartyInfo(
@@ -165,7 +221,7 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ig
     def GetBudgets(
         self, request: coordinator_pb2.GetBudgetsRequest, context: grpc.ServicerContext
     ) -> coordinator_pb2.GetBudgetsResponse:
-        require_role(context, Role.CLIENT)
+        require_role(context, *_CLIENT_ROLES)
         mine, parties = self.service.budgets()
         return coordinator_pb2.GetBudgetsResponse(
             coordinator=[convert.budget_to_proto(s) for s in mine],
@@ -183,6 +239,7 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ig
 
 def build_coordinator(config: CoordinatorConfig) -> tuple[RunningServer, CoordinatorService]:
     identity = config.tls.load()
+    watch_revocations(identity.ca_certificate, config.tls.crl_path)  # revoked peers refused
     if identity.role != Role.COORDINATOR.value:
         raise ConfigError(
             f"{config.tls.cert} is a {identity.role!r} certificate, not the coordinator's"
@@ -201,14 +258,15 @@ def build_coordinator(config: CoordinatorConfig) -> tuple[RunningServer, Coordin
         budgets=config.budgets,
         colluders=config.colluders,
         min_cell_count=config.min_cell_count,
+        max_queued_per_client=config.max_queued_per_client,
     )
-    servicer = CoordinatorServicer(service)
+    servicer = CoordinatorServicer(service, identity.ca_certificate)
     running = RunningServer(
         config.listen,
         identity,
         lambda server: coordinator_pb2_grpc.add_CoordinatorServicer_to_server(servicer, server),
         [SERVICE_NAME],
-        max_workers=32,
+        max_workers=MAX_WATCH_STREAMS + _SPARE_WORKERS,
     )
     return running, service
 

@@ -28,6 +28,8 @@ _CODES: dict[type[errors.MpcError], grpc.StatusCode] = {
     errors.TransportError: grpc.StatusCode.UNAVAILABLE,
     errors.JobFailedError: grpc.StatusCode.ABORTED,
     errors.AccessDeniedError: grpc.StatusCode.PERMISSION_DENIED,
+    errors.JobNotFoundError: grpc.StatusCode.NOT_FOUND,  # status_for: wins over QueryError
+    errors.LimitExceededError: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 _BY_NAME: dict[str, type[errors.MpcError]] = {cls.__name__: cls for cls in _CODES}
 _BY_NAME["PartyFailedError"] = errors.TransportError

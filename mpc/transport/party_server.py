@@ -9,8 +9,8 @@ from pathlib import Path
 import grpc
 
 from mpc.config import PartyConfig
-from mpc.errors import ProtocolError
-from mpc.identity import Role
+from mpc.errors import AccessDeniedError, ProtocolError
+from mpc.identity import Role, watch_revocations
 from mpc.party.runtime import PartyRuntime
 from mpc.proto.v1 import party_pb2, party_pb2_grpc
 from mpc.transport import convert
@@ -27,11 +27,21 @@ class PartyServicer(party_pb2_grpc.PartyServicer):  # type: ignore[misc]
     def __init__(self, runtime: PartyRuntime) -> None:
         self.runtime = runtime
 
+    def _require_coordinator(self, context: grpc.ServicerContext) -> None:
+        """Only the coordinator named in this party's config, not any coordinator-role
+        certificate the CA issued, may call a party."""
+        peer = require_role(context, Role.COORDINATOR)
+        expected = self.runtime.config.coordinator
+        if peer.name != expected:
+            raise AccessDeniedError(
+                f"{peer.name!r} is not this party's coordinator (its config names {expected!r})"
+            )
+
     @handle_errors
     def Describe(
         self, request: party_pb2.DescribeRequest, context: grpc.ServicerContext
     ) -> party_pb2.DescribeResponse:
-        require_role(context, Role.COORDINATOR)
+        self._require_coordinator(context)
         return party_pb2.DescribeResponse(
             party_id=self.runtime.party_id,
             datasets=[convert.dataset_to_proto(d) for d in self.runtime.describe()],
@@ -41,7 +51,7 @@ class PartyServicer(party_pb2_grpc.PartyServicer):  # type: ignore[misc]
     def Setup(
         self, request: party_pb2.SetupRequest, context: grpc.ServicerContext
     ) -> party_pb2.SetupResponse:
-        require_role(context, Role.COORDINATOR)
+        self._require_coordinator(context)
         offer = self.runtime.setup(convert.spec_from_proto(request.spec))
         return party_pb2.SetupResponse(key=convert.offer_to_proto(offer))
 
@@ -49,7 +59,7 @@ class PartyServicer(party_pb2_grpc.PartyServicer):  # type: ignore[misc]
     def AgreeKeys(
         self, request: party_pb2.AgreeKeysRequest, context: grpc.ServicerContext
     ) -> party_pb2.AgreeKeysResponse:
-        require_role(context, Role.COORDINATOR)
+        self._require_coordinator(context)
         offers = [convert.offer_from_proto(k) for k in request.keys]
         self.runtime.agree(request.job_id, offers)
         return party_pb2.AgreeKeysResponse()
@@ -58,7 +68,7 @@ class PartyServicer(party_pb2_grpc.PartyServicer):  # type: ignore[misc]
     def Contribute(
         self, request: party_pb2.ContributeRequest, context: grpc.ServicerContext
     ) -> Iterator[party_pb2.ShareChunk]:
-        require_role(context, Role.COORDINATOR)
+        self._require_coordinator(context)
         round_input = (
             convert.floats_from_bytes(request.round_input) if request.round_input else None
         )
@@ -71,7 +81,7 @@ class PartyServicer(party_pb2_grpc.PartyServicer):  # type: ignore[misc]
     def Abort(
         self, request: party_pb2.AbortRequest, context: grpc.ServicerContext
     ) -> party_pb2.AbortResponse:
-        require_role(context, Role.COORDINATOR)
+        self._require_coordinator(context)
         self.runtime.abort(request.job_id)
         return party_pb2.AbortResponse()
 
@@ -79,7 +89,7 @@ class PartyServicer(party_pb2_grpc.PartyServicer):  # type: ignore[misc]
     def GetLedger(
         self, request: party_pb2.GetLedgerRequest, context: grpc.ServicerContext
     ) -> party_pb2.GetLedgerResponse:
-        require_role(context, Role.COORDINATOR)
+        self._require_coordinator(context)
         return party_pb2.GetLedgerResponse(
             budgets=[convert.budget_to_proto(s) for s in self.runtime.ledger_status()]
         )
@@ -87,6 +97,7 @@ class PartyServicer(party_pb2_grpc.PartyServicer):  # type: ignore[misc]
 
 def build_party_server(config: PartyConfig) -> tuple[RunningServer, PartyRuntime]:
     identity = config.tls.load()
+    watch_revocations(identity.ca_certificate, config.tls.crl_path)  # revoked peers refused
     if identity.role != Role.PARTY.value:
         raise ProtocolError(f"{config.tls.cert} is a {identity.role!r} certificate, not a party's")
     runtime = PartyRuntime(config, identity)

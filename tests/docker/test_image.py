@@ -228,6 +228,7 @@ _PARTY_SETUP = """
 set -e
 mpc certs init --out /etc/mpc/tls --parties a,b >/dev/null
 cat > /etc/mpc/config.toml <<'TOML'
+audit_log = "/var/lib/mpc/audit.jsonl"
 id = "a"
 listen = "0.0.0.0:50051"
 [tls]

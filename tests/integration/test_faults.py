@@ -10,11 +10,15 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from mpc.client import Client
 from mpc.config import TlsFiles
 from mpc.demo.cluster import LocalCluster, party_config_text
 from mpc.errors import JobFailedError, QueryError, TransportError
+from mpc.identity import Role, issue_certificate, load_identity, write_pem_certificate
 from mpc.proto.v1 import party_pb2, party_pb2_grpc
 from mpc.transport.tls import secure_channel
 from tests.integration.conftest import CANARY, ClusterFactory, csv_paths, pooled
@@ -228,6 +232,37 @@ def test_only_the_coordinator_may_call_a_party(make_cluster: ClusterFactory) -> 
             stub.Describe(party_pb2.DescribeRequest(), timeout=5)
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "needs a coordinator certificate" in info.value.details()
+
+
+def test_a_second_coordinator_certificate_is_refused_by_the_parties(
+    make_cluster: ClusterFactory, tmp_path: Path
+) -> None:
+    """The CA may issue more coordinator-role certificates; a party answers only the one
+    coordinator its config names (``coordinator = "coordinator"`` by default)."""
+    cluster = make_cluster()
+    ca_key = serialization.load_pem_private_key((cluster.tls_dir / "ca.key").read_bytes(), None)
+    ca_cert = x509.load_pem_x509_certificate((cluster.tls_dir / "ca.pem").read_bytes())
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key, cert = issue_certificate(ca_key, ca_cert, "rogue", Role.COORDINATOR)
+    write_pem_certificate(tmp_path / "rogue.pem", cert)
+    (tmp_path / "rogue.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    rogue = load_identity(
+        cluster.tls_dir / "ca.pem", tmp_path / "rogue.pem", tmp_path / "rogue.key"
+    )
+    with secure_channel(cluster.addresses["a"], rogue, "a") as channel:
+        stub = party_pb2_grpc.PartyStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Describe(party_pb2.DescribeRequest(), timeout=5)
+    assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "'rogue' is not this party's coordinator" in info.value.details()
+    with cluster.client() as client:  # the real coordinator still works
+        assert client.count("people").value > 0
 
 
 def test_parties_can_not_submit_jobs(make_cluster: ClusterFactory) -> None:

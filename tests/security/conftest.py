@@ -9,6 +9,7 @@ that each attack worked.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -334,8 +335,39 @@ class FakeCoordinator:
             out[pid] = info.max_rows
         return out
 
+    def signed(self, spec: JobSpec) -> JobSpec:
+        """``spec`` with a query signed by the cluster's client: this coordinator colludes
+        with a client, which may sign any query it likes (parties refuse unsigned jobs)."""
+        if "client" not in {f.name for f in dataclasses.fields(JobSpec)} or getattr(
+            spec, "client", None
+        ):
+            return spec  # an older build without signed queries, or already signed
+        from mpc.protocol.query import Query, sign_query
+        from mpc.protocol.spec import NoiseMode, Statistic
+
+        privacy = spec.privacy
+        query = Query(
+            statistic=spec.statistic,
+            dataset=spec.dataset,
+            columns=()
+            if spec.statistic is Statistic.VECTOR_SUM
+            else tuple(c.column for c in spec.columns),
+            bounds=() if spec.statistic is Statistic.HISTOGRAM else spec.columns,
+            frac_bits=spec.frac_bits,
+            parties=spec.party_ids,
+            noise=privacy.noise if privacy else NoiseMode.NONE,
+            epsilon=privacy.epsilon if privacy else 0.0,
+            delta=privacy.delta if privacy else 0.0,
+            training=spec.training,
+            bin_edges=spec.bin_edges,
+        )
+        tls = self.cluster.tls_dir
+        client = load_identity(tls / "ca.pem", tls / "client.pem", tls / "client.key")
+        return dataclasses.replace(spec, client=sign_query(client, query))  # type: ignore[call-arg]
+
     def setup(self, spec: JobSpec) -> tuple[dict[str, SignedKeyOffer], dict[str, str]]:
         """Setup at every participant: (offers, refusals)."""
+        spec = self.signed(spec)
         offers: dict[str, SignedKeyOffer] = {}
         refusals: dict[str, str] = {}
         for pid in spec.party_ids:

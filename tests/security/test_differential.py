@@ -168,12 +168,20 @@ def party_config(
                 max_bins=MAX_BINS,
             )
         )
+    # Signed client queries are orthogonal to this test (tests/security/test_client_auth.py):
+    # the in-process coordinator here sends unsigned specs, which this party then accepts.
+    unsigned = (
+        {"require_signed_queries": False}
+        if "require_signed_queries" in {f.name for f in dataclasses.fields(PartyConfig)}
+        else {}
+    )
     return PartyConfig(
         party_id=pid,
         listen="127.0.0.1:0",
         tls=TlsFiles.from_dir(cert_dir, pid),
         datasets=tuple(datasets),
         ledger=state_dir / f"{pid}.state.sqlite" if with_budget else None,
+        **unsigned,
     )
 
 

@@ -159,7 +159,7 @@ def test_networks_ports_volume_and_hardening() -> None:
     assert services["coordinator"]["ports"] == ["127.0.0.1:51234:50050"]
     assert sorted(services["coordinator"]["networks"]) == ["frontend", "parties"]
     assert services["coordinator"]["depends_on"] == ["party-a", "party-b"]
-    assert spec["volumes"] == {"coordinator-db": {}}
+    assert spec["volumes"] == {"coordinator-db": {}, "party-a-state": {}, "party-b-state": {}}
     for name, service in services.items():
         if name != "coordinator":
             assert "ports" not in service, "parties must not publish ports"

@@ -25,7 +25,7 @@ class Participant(_message.Message):
     def __init__(self, party_id: _Optional[str] = ..., max_rows: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("job_id", "statistic", "dataset", "columns", "frac_bits", "participants", "vector_length", "protocol_version", "privacy", "training", "bin_edges")
+    __slots__ = ("job_id", "statistic", "dataset", "columns", "frac_bits", "participants", "vector_length", "protocol_version", "privacy", "training", "bin_edges", "client")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -37,6 +37,7 @@ class JobSpec(_message.Message):
     PRIVACY_FIELD_NUMBER: _ClassVar[int]
     TRAINING_FIELD_NUMBER: _ClassVar[int]
     BIN_EDGES_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     statistic: str
     dataset: str
@@ -48,7 +49,22 @@ class JobSpec(_message.Message):
     privacy: PrivacySpec
     training: TrainingSpec
     bin_edges: bytes
-    def __init__(self, job_id: _Optional[str] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., vector_length: _Optional[int] = ..., protocol_version: _Optional[int] = ..., privacy: _Optional[_Union[PrivacySpec, _Mapping]] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ..., bin_edges: _Optional[bytes] = ...) -> None: ...
+    client: ClientAuth
+    def __init__(self, job_id: _Optional[str] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., vector_length: _Optional[int] = ..., protocol_version: _Optional[int] = ..., privacy: _Optional[_Union[PrivacySpec, _Mapping]] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ..., bin_edges: _Optional[bytes] = ..., client: _Optional[_Union[ClientAuth, _Mapping]] = ...) -> None: ...
+
+class ClientAuth(_message.Message):
+    __slots__ = ("query", "nonce", "timestamp_ms", "signature", "certificate_pem")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_MS_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    query: bytes
+    nonce: bytes
+    timestamp_ms: int
+    signature: bytes
+    certificate_pem: bytes
+    def __init__(self, query: _Optional[bytes] = ..., nonce: _Optional[bytes] = ..., timestamp_ms: _Optional[int] = ..., signature: _Optional[bytes] = ..., certificate_pem: _Optional[bytes] = ...) -> None: ...
 
 class TrainingSpec(_message.Message):
     __slots__ = ("model", "label", "rounds", "lr", "l2", "clip", "batch_rate", "method", "tol", "holdout", "standardise", "start_round")

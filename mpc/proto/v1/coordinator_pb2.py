@@ -25,47 +25,53 @@ _sym_db = _symbol_database.Default()
 from mpc.proto.v1 import common_pb2 as mpc_dot_proto_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1empc/proto/v1/coordinator.proto\x12\x0cmpc.proto.v1\x1a\x19mpc/proto/v1/common.proto\"\x91\x02\n\x05Query\x12\x11\n\tstatistic\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x03 \x03(\t\x12*\n\x06\x62ounds\x18\x04 \x03(\x0b\x32\x1a.mpc.proto.v1.ColumnBounds\x12\x11\n\tfrac_bits\x18\x05 \x01(\r\x12\x0f\n\x07parties\x18\x06 \x03(\t\x12\r\n\x05noise\x18\x07 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x08 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\t \x01(\x01\x12,\n\x08training\x18\n \x01(\x0b\x32\x1a.mpc.proto.v1.TrainingSpec\x12\x13\n\x0bresume_from\x18\x0b \x01(\t\x12\x11\n\tbin_edges\x18\x0c \x01(\x0c\"6\n\x10SubmitJobRequest\x12\"\n\x05query\x18\x01 \x01(\x0b\x32\x13.mpc.proto.v1.Query\"#\n\x11SubmitJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"s\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.mpc.proto.v1.JobState\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x10\n\x08progress\x18\x05 \x01(\x01\"\"\n\x10GetResultRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xe0\x02\n\x0cResultHeader\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.mpc.proto.v1.JobState\x12\x11\n\tstatistic\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x04 \x01(\t\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x0f\n\x07parties\x18\x06 \x03(\t\x12\x0e\n\x06length\x18\x07 \x01(\x04\x12\x11\n\tfrac_bits\x18\x08 \x01(\r\x12\x11\n\ttolerance\x18\t \x01(\x01\x12\r\n\x05\x65rror\x18\n \x01(\t\x12*\n\x06\x62ounds\x18\x0b \x03(\x0b\x32\x1a.mpc.proto.v1.ColumnBounds\x12\x12\n\ncreated_at\x18\x0c \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\r \x01(\x01\x12&\n\x07privacy\x18\x0e \x01(\x0b\x32\x15.mpc.proto.v1.Privacy\x12\x12\n\nmodel_json\x18\x0f \x01(\t\"\x8b\x01\n\x07Privacy\x12\r\n\x05noise\x18\x01 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x02 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x01\x12\x15\n\repsilon_spent\x18\x04 \x01(\x01\x12\x11\n\trho_spent\x18\x05 \x01(\x01\x12\'\n\x06values\x18\x06 \x03(\x0b\x32\x17.mpc.proto.v1.NoiseInfo\"A\n\tNoiseInfo\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05sigma\x18\x02 \x01(\x01\x12\x16\n\x0e\x65rror_bound_95\x18\x03 \x01(\x01\"p\n\x0bResultChunk\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.mpc.proto.v1.ResultHeaderH\x00\x12+\n\x06values\x18\x02 \x01(\x0b\x32\x19.mpc.proto.v1.VectorChunkH\x00\x42\x06\n\x04part\"\x14\n\x12ListPartiesRequest\"\x7f\n\tPartyInfo\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\treachable\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12-\n\x08\x64\x61tasets\x18\x05 \x03(\x0b\x32\x1b.mpc.proto.v1.DatasetSchema\"?\n\x13ListPartiesResponse\x12(\n\x07parties\x18\x01 \x03(\x0b\x32\x17.mpc.proto.v1.PartyInfo\"\x13\n\x11GetBudgetsRequest\"o\n\x0cPartyBudgets\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12+\n\x07\x62udgets\x18\x04 \x03(\x0b\x32\x1a.mpc.proto.v1.BudgetStatus\"r\n\x12GetBudgetsResponse\x12/\n\x0b\x63oordinator\x18\x01 \x03(\x0b\x32\x1a.mpc.proto.v1.BudgetStatus\x12+\n\x07parties\x18\x02 \x03(\x0b\x32\x1a.mpc.proto.v1.PartyBudgets*\x82\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x32\x8f\x03\n\x0b\x43oordinator\x12L\n\tSubmitJob\x12\x1e.mpc.proto.v1.SubmitJobRequest\x1a\x1f.mpc.proto.v1.SubmitJobResponse\x12\x43\n\x08WatchJob\x12\x1d.mpc.proto.v1.WatchJobRequest\x1a\x16.mpc.proto.v1.JobEvent0\x01\x12H\n\tGetResult\x12\x1e.mpc.proto.v1.GetResultRequest\x1a\x19.mpc.proto.v1.ResultChunk0\x01\x12R\n\x0bListParties\x12 .mpc.proto.v1.ListPartiesRequest\x1a!.mpc.proto.v1.ListPartiesResponse\x12O\n\nGetBudgets\x12\x1f.mpc.proto.v1.GetBudgetsRequest\x1a .mpc.proto.v1.GetBudgetsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1empc/proto/v1/coordinator.proto\x12\x0cmpc.proto.v1\x1a\x19mpc/proto/v1/common.proto\"\x91\x02\n\x05Query\x12\x11\n\tstatistic\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x03 \x03(\t\x12*\n\x06\x62ounds\x18\x04 \x03(\x0b\x32\x1a.mpc.proto.v1.ColumnBounds\x12\x11\n\tfrac_bits\x18\x05 \x01(\r\x12\x0f\n\x07parties\x18\x06 \x03(\t\x12\r\n\x05noise\x18\x07 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x08 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\t \x01(\x01\x12,\n\x08training\x18\n \x01(\x0b\x32\x1a.mpc.proto.v1.TrainingSpec\x12\x13\n\x0bresume_from\x18\x0b \x01(\t\x12\x11\n\tbin_edges\x18\x0c \x01(\x0c\"`\n\x10SubmitJobRequest\x12\"\n\x05query\x18\x01 \x01(\x0b\x32\x13.mpc.proto.v1.Query\x12(\n\x06signed\x18\x02 \x01(\x0b\x32\x18.mpc.proto.v1.ClientAuth\"#\n\x11SubmitJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"s\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.mpc.proto.v1.JobState\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x10\n\x08progress\x18\x05 \x01(\x01\"\"\n\x10GetResultRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xe0\x02\n\x0cResultHeader\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.mpc.proto.v1.JobState\x12\x11\n\tstatistic\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x04 \x01(\t\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x0f\n\x07parties\x18\x06 \x03(\t\x12\x0e\n\x06length\x18\x07 \x01(\x04\x12\x11\n\tfrac_bits\x18\x08 \x01(\r\x12\x11\n\ttolerance\x18\t \x01(\x01\x12\r\n\x05\x65rror\x18\n \x01(\t\x12*\n\x06\x62ounds\x18\x0b \x03(\x0b\x32\x1a.mpc.proto.v1.ColumnBounds\x12\x12\n\ncreated_at\x18\x0c \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\r \x01(\x01\x12&\n\x07privacy\x18\x0e \x01(\x0b\x32\x15.mpc.proto.v1.Privacy\x12\x12\n\nmodel_json\x18\x0f \x01(\t\"\x8b\x01\n\x07Privacy\x12\r\n\x05noise\x18\x01 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x02 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x01\x12\x15\n\repsilon_spent\x18\x04 \x01(\x01\x12\x11\n\trho_spent\x18\x05 \x01(\x01\x12\'\n\x06values\x18\x06 \x03(\x0b\x32\x17.mpc.proto.v1.NoiseInfo\"A\n\tNoiseInfo\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05sigma\x18\x02 \x01(\x01\x12\x16\n\x0e\x65rror_bound_95\x18\x03 \x01(\x01\"p\n\x0bResultChunk\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.mpc.proto.v1.ResultHeaderH\x00\x12+\n\x06values\x18\x02 \x01(\x0b\x32\x19.mpc.proto.v1.VectorChunkH\x00\x42\x06\n\x04part\"\x14\n\x12ListPartiesRequest\"\x7f\n\tPartyInfo\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\treachable\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12-\n\x08\x64\x61tasets\x18\x05 \x03(\x0b\x32\x1b.mpc.proto.v1.DatasetSchema\"?\n\x13ListPartiesResponse\x12(\n\x07parties\x18\x01 \x03(\x0b\x32\x17.mpc.proto.v1.PartyInfo\"\x13\n\x11GetBudgetsRequest\"o\n\x0cPartyBudgets\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12+\n\x07\x62udgets\x18\x04 \x03(\x0b\x32\x1a.mpc.proto.v1.BudgetStatus\"r\n\x12GetBudgetsResponse\x12/\n\x0b\x63oordinator\x18\x01 \x03(\x0b\x32\x1a.mpc.proto.v1.BudgetStatus\x12+\n\x07parties\x18\x02 \x03(\x0b\x32\x1a.mpc.proto.v1.PartyBudgets\"5\n\x0fListJobsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x13\n\x0b\x61ll_clients\x18\x02 \x01(\x08\"\xcc\x01\n\nJobSummary\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.mpc.proto.v1.JobState\x12\x11\n\tstatistic\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x04 \x01(\t\x12\x14\n\x0csubmitted_by\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x07 \x01(\x01\x12\x15\n\repsilon_spent\x18\x08 \x01(\x01\x12\r\n\x05\x65rror\x18\t \x01(\t\":\n\x10ListJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.mpc.proto.v1.JobSummary*\x82\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x32\xda\x03\n\x0b\x43oordinator\x12L\n\tSubmitJob\x12\x1e.mpc.proto.v1.SubmitJobRequest\x1a\x1f.mpc.proto.v1.SubmitJobResponse\x12\x43\n\x08WatchJob\x12\x1d.mpc.proto.v1.WatchJobRequest\x1a\x16.mpc.proto.v1.JobEvent0\x01\x12H\n\tGetResult\x12\x1e.mpc.proto.v1.GetResultRequest\x1a\x19.mpc.proto.v1.ResultChunk0\x01\x12R\n\x0bListParties\x12 .mpc.proto.v1.ListPartiesRequest\x1a!.mpc.proto.v1.ListPartiesResponse\x12O\n\nGetBudgets\x12\x1f.mpc.proto.v1.GetBudgetsRequest\x1a .mpc.proto.v1.GetBudgetsResponse\x12I\n\x08ListJobs\x12\x1d.mpc.proto.v1.ListJobsRequest\x1a\x1e.mpc.proto.v1.ListJobsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mpc.proto.v1.coordinator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=1777
-  _globals['_JOBSTATE']._serialized_end=1907
+  _globals['_JOBSTATE']._serialized_start=2141
+  _globals['_JOBSTATE']._serialized_end=2271
   _globals['_QUERY']._serialized_start=76
   _globals['_QUERY']._serialized_end=349
   _globals['_SUBMITJOBREQUEST']._serialized_start=351
-  _globals['_SUBMITJOBREQUEST']._serialized_end=405
-  _globals['_SUBMITJOBRESPONSE']._serialized_start=407
-  _globals['_SUBMITJOBRESPONSE']._serialized_end=442
-  _globals['_WATCHJOBREQUEST']._serialized_start=444
-  _globals['_WATCHJOBREQUEST']._serialized_end=477
-  _globals['_JOBEVENT']._serialized_start=479
-  _globals['_JOBEVENT']._serialized_end=594
-  _globals['_GETRESULTREQUEST']._serialized_start=596
-  _globals['_GETRESULTREQUEST']._serialized_end=630
-  _globals['_RESULTHEADER']._serialized_start=633
-  _globals['_RESULTHEADER']._serialized_end=985
-  _globals['_PRIVACY']._serialized_start=988
-  _globals['_PRIVACY']._serialized_end=1127
-  _globals['_NOISEINFO']._serialized_start=1129
-  _globals['_NOISEINFO']._serialized_end=1194
-  _globals['_RESULTCHUNK']._serialized_start=1196
-  _globals['_RESULTCHUNK']._serialized_end=1308
-  _globals['_LISTPARTIESREQUEST']._serialized_start=1310
-  _globals['_LISTPARTIESREQUEST']._serialized_end=1330
-  _globals['_PARTYINFO']._serialized_start=1332
-  _globals['_PARTYINFO']._serialized_end=1459
-  _globals['_LISTPARTIESRESPONSE']._serialized_start=1461
-  _globals['_LISTPARTIESRESPONSE']._serialized_end=1524
-  _globals['_GETBUDGETSREQUEST']._serialized_start=1526
-  _globals['_GETBUDGETSREQUEST']._serialized_end=1545
-  _globals['_PARTYBUDGETS']._serialized_start=1547
-  _globals['_PARTYBUDGETS']._serialized_end=1658
-  _globals['_GETBUDGETSRESPONSE']._serialized_start=1660
-  _globals['_GETBUDGETSRESPONSE']._serialized_end=1774
-  _globals['_COORDINATOR']._serialized_start=1910
-  _globals['_COORDINATOR']._serialized_end=2309
+  _globals['_SUBMITJOBREQUEST']._serialized_end=447
+  _globals['_SUBMITJOBRESPONSE']._serialized_start=449
+  _globals['_SUBMITJOBRESPONSE']._serialized_end=484
+  _globals['_WATCHJOBREQUEST']._serialized_start=486
+  _globals['_WATCHJOBREQUEST']._serialized_end=519
+  _globals['_JOBEVENT']._serialized_start=521
+  _globals['_JOBEVENT']._serialized_end=636
+  _globals['_GETRESULTREQUEST']._serialized_start=638
+  _globals['_GETRESULTREQUEST']._serialized_end=672
+  _globals['_RESULTHEADER']._serialized_start=675
+  _globals['_RESULTHEADER']._serialized_end=1027
+  _globals['_PRIVACY']._serialized_start=1030
+  _globals['_PRIVACY']._serialized_end=1169
+  _globals['_NOISEINFO']._serialized_start=1171
+  _globals['_NOISEINFO']._serialized_end=1236
+  _globals['_RESULTCHUNK']._serialized_start=1238
+  _globals['_RESULTCHUNK']._serialized_end=1350
+  _globals['_LISTPARTIESREQUEST']._serialized_start=1352
+  _globals['_LISTPARTIESREQUEST']._serialized_end=1372
+  _globals['_PARTYINFO']._serialized_start=1374
+  _globals['_PARTYINFO']._serialized_end=1501
+  _globals['_LISTPARTIESRESPONSE']._serialized_start=1503
+  _globals['_LISTPARTIESRESPONSE']._serialized_end=1566
+  _globals['_GETBUDGETSREQUEST']._serialized_start=1568
+  _globals['_GETBUDGETSREQUEST']._serialized_end=1587
+  _globals['_PARTYBUDGETS']._serialized_start=1589
+  _globals['_PARTYBUDGETS']._serialized_end=1700
+  _globals['_GETBUDGETSRESPONSE']._serialized_start=1702
+  _globals['_GETBUDGETSRESPONSE']._serialized_end=1816
+  _globals['_LISTJOBSREQUEST']._serialized_start=1818
+  _globals['_LISTJOBSREQUEST']._serialized_end=1871
+  _globals['_JOBSUMMARY']._serialized_start=1874
+  _globals['_JOBSUMMARY']._serialized_end=2078
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2080
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2138
+  _globals['_COORDINATOR']._serialized_start=2274
+  _globals['_COORDINATOR']._serialized_end=2748
 # @@protoc_insertion_point(module_scope)

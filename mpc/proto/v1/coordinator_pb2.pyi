@@ -50,10 +50,12 @@ class Query(_message.Message):
     def __init__(self, statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., parties: _Optional[_Iterable[str]] = ..., noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., training: _Optional[_Union[_common_pb2.TrainingSpec, _Mapping]] = ..., resume_from: _Optional[str] = ..., bin_edges: _Optional[bytes] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("query",)
+    __slots__ = ("query", "signed")
     QUERY_FIELD_NUMBER: _ClassVar[int]
+    SIGNED_FIELD_NUMBER: _ClassVar[int]
     query: Query
-    def __init__(self, query: _Optional[_Union[Query, _Mapping]] = ...) -> None: ...
+    signed: _common_pb2.ClientAuth
+    def __init__(self, query: _Optional[_Union[Query, _Mapping]] = ..., signed: _Optional[_Union[_common_pb2.ClientAuth, _Mapping]] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job_id",)
@@ -202,3 +204,39 @@ class GetBudgetsResponse(_message.Message):
     coordinator: _containers.RepeatedCompositeFieldContainer[_common_pb2.BudgetStatus]
     parties: _containers.RepeatedCompositeFieldContainer[PartyBudgets]
     def __init__(self, coordinator: _Optional[_Iterable[_Union[_common_pb2.BudgetStatus, _Mapping]]] = ..., parties: _Optional[_Iterable[_Union[PartyBudgets, _Mapping]]] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ("limit", "all_clients")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    ALL_CLIENTS_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    all_clients: bool
+    def __init__(self, limit: _Optional[int] = ..., all_clients: _Optional[bool] = ...) -> None: ...
+
+class JobSummary(_message.Message):
+    __slots__ = ("job_id", "state", "statistic", "dataset", "submitted_by", "created_at", "finished_at", "epsilon_spent", "error")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    STATISTIC_FIELD_NUMBER: _ClassVar[int]
+    DATASET_FIELD_NUMBER: _ClassVar[int]
+    SUBMITTED_BY_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    EPSILON_SPENT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    state: JobState
+    statistic: str
+    dataset: str
+    submitted_by: str
+    created_at: float
+    finished_at: float
+    epsilon_spent: float
+    error: str
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., submitted_by: _Optional[str] = ..., created_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., epsilon_spent: _Optional[float] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ListJobsResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[JobSummary]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[JobSummary, _Mapping]]] = ...) -> None: ...

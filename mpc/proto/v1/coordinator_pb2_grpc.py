@@ -59,6 +59,11 @@ class CoordinatorStub:
                 request_serializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.GetBudgetsRequest.SerializeToString,
                 response_deserializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.GetBudgetsResponse.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/mpc.proto.v1.Coordinator/ListJobs',
+                request_serializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
 
 
 class CoordinatorServicer:
@@ -97,6 +102,13 @@ class CoordinatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """The caller's own jobs, newest first (a certificate with the admin role sees all).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_CoordinatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +136,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
                     servicer.GetBudgets,
                     request_deserializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.GetBudgetsRequest.FromString,
                     response_serializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.GetBudgetsResponse.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.ListJobsRequest.FromString,
+                    response_serializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.ListJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -261,6 +278,33 @@ class Coordinator:
             '/mpc.proto.v1.Coordinator/GetBudgets',
             mpc_dot_proto_dot_v1_dot_coordinator__pb2.GetBudgetsRequest.SerializeToString,
             mpc_dot_proto_dot_v1_dot_coordinator__pb2.GetBudgetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/mpc.proto.v1.Coordinator/ListJobs',
+            mpc_dot_proto_dot_v1_dot_coordinator__pb2.ListJobsRequest.SerializeToString,
+            mpc_dot_proto_dot_v1_dot_coordinator__pb2.ListJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

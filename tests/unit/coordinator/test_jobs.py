@@ -94,6 +94,7 @@ def _runtime(cert_dir: Path, tmp_path: Path, pid: str, max_rows: int = 100) -> P
     path = tmp_path / f"{pid}.csv"
     np.savetxt(path, DATA[pid], delimiter=",", header="age,smoker", comments="")
     config = PartyConfig(
+        require_signed_queries=False,  # these tests drive the runner without a client
         party_id=pid,
         listen="127.0.0.1:0",
         tls=TlsFiles.from_dir(cert_dir, pid),

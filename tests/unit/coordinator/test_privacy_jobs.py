@@ -49,6 +49,7 @@ def _runtime(
         comments="",
     )
     config = PartyConfig(
+        require_signed_queries=False,  # these tests drive the runner without a client
         party_id=pid,
         listen="127.0.0.1:0",
         tls=TlsFiles.from_dir(cert_dir, pid),

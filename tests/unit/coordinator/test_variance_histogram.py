@@ -49,6 +49,7 @@ def _runtime(cert_dir: Path, tmp_path: Path, pid: str) -> PartyRuntime:
     path = tmp_path / f"{pid}.csv"
     np.savetxt(path, DATA[pid], delimiter=",", header="age,score", comments="", fmt="%.17g")
     config = PartyConfig(
+        require_signed_queries=False,  # these tests drive the runner without a client
         party_id=pid,
         listen="127.0.0.1:0",
         tls=TlsFiles.from_dir(cert_dir, pid),

@@ -23,6 +23,7 @@ from tests.helpers import identity
 CONFIG = """
 id = "a"
 listen = "127.0.0.1:0"
+require_signed_queries = false
 {top}
 [tls]
 ca = "{certs}/ca.pem"

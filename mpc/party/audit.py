@@ -1,0 +1,524 @@
+"""The party's audit log: every job it saw, accepted or refused, hash-chained, append-only.
+
+A data owner reads it to see what was asked of their data and what their party answered
+(``mpc audit show``), and checks it was not edited (``mpc audit verify``). It holds only what
+the signed spec and the party's decision say in public: time, client, statistic, dataset,
+columns and bounds, participants, rounds, privacy parameters and the rho charged, the
+outcome and the public reason of a refusal. Never a value, a share, a seed or a key.
+
+Format: JSON Lines. Each line is the canonical JSON (sorted keys, no spaces, ASCII) of one
+record with
+
+* ``seq``: 1 for the first record, then +1 per record;
+* ``prev``: hex SHA-256 of the previous line's bytes (without its newline), 64 zeros first;
+* ``hash``: hex SHA-256 of the record's canonical JSON without ``hash``.
+
+Editing a record breaks its ``hash``; deleting, inserting or reordering lines breaks a
+``prev`` link. (Anyone who can write the file can also recompute the whole chain: to make
+that detectable too, keep the chain head printed by ``mpc audit verify`` somewhere else.)
+
+Durability: a record is written with one ``write`` on an ``O_APPEND`` descriptor, then
+``fsync``'d, before the party answers the job; appends are serialised by a lock in the
+process and by ``flock`` between processes.
+
+A crash in the middle of a write leaves a *torn* last line (no newline). ``verify`` reports
+it. At its next start (or append) the party seals it: it ends the fragment with a newline,
+logs a warning and appends a ``recovered`` record that carries the fragment's SHA-256 and
+links to the last complete line, and the chain continues from there. ``verify`` then accepts
+the sealed fragment and lists it as a note (a torn record was never acknowledged: the party
+answers only after the write is durable). A last *complete* line that does not verify (it
+was edited) is not repaired: the party logs a warning and links the next record to that
+line's bytes as they are, so ``verify`` keeps pointing at the edited line.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mpc.errors import ConfigError, MpcError
+from mpc.protocol.rounds import schedule_of
+from mpc.protocol.spec import JobSpec
+from mpc.stats.privacy import NoisePlan, plan_noise
+
+log = logging.getLogger(__name__)
+
+#: ``prev`` of the first record.
+GENESIS = "0" * 64
+ACCEPTED = "accepted"
+REFUSED = "refused"
+EVENT_JOB = "job"
+EVENT_RECOVERED = "recovered"
+#: Read the tail of the log in blocks of this size.
+_BLOCK = 64 * 1024
+_FILE_MODE = 0o640
+
+
+class AuditError(ConfigError):
+    """The party cannot write its audit log; it answers no job it cannot record."""
+
+
+# --- records -------------------------------------------------------------------------------
+
+
+def canonical(record: Mapping[str, Any]) -> bytes:
+    """A record's canonical JSON: sorted keys, no spaces, ASCII, no NaN."""
+    return json.dumps(
+        record, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode()
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """The ``hash`` of a record: SHA-256 over its canonical JSON without ``hash``."""
+    return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+
+
+def line_hash(line: bytes) -> str:
+    """The ``prev`` of the record after ``line`` (its bytes without the newline)."""
+    return hashlib.sha256(line).hexdigest()
+
+
+def now() -> str:
+    """UTC time with milliseconds, e.g. ``2025-01-31T12:00:00.123Z``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def client_of(spec: JobSpec) -> str:
+    """The client a job was asked for, when the spec names one; else ``"unknown"``.
+
+    Works whether a spec carries ``client_id`` (a name) or ``client`` (a name, or an object
+    with a ``name`` / ``client_id``), and with specs that carry neither yet.
+    """
+    for attribute in ("client_id", "client"):
+        try:
+            value = getattr(spec, attribute, None)
+        except Exception:  # a malformed certificate in an unverified spec: no name
+            value = None
+        if isinstance(value, str) and value:
+            return value
+        for inner in ("name", "client_id"):
+            nested = getattr(value, inner, None)
+            if isinstance(nested, str) and nested:
+                return nested
+    return "unknown"
+
+
+def _dp(spec: JobSpec, plan: NoisePlan | None, charged: bool) -> dict[str, Any] | None:
+    privacy = spec.privacy
+    if privacy is None:
+        return None
+    if plan is None:
+        try:
+            plan = plan_noise(spec)  # public: from the spec alone (the cost it would have had)
+        except MpcError:
+            plan = None
+    return {
+        "noise": privacy.noise.value,
+        "epsilon": privacy.epsilon,
+        "delta": privacy.delta,
+        "colluders": privacy.colluders,
+        "rho": float(plan.cost.rho) if plan is not None else None,
+        "charged": charged,
+    }
+
+
+def job_record(
+    party_id: str,
+    spec: JobSpec,
+    outcome: str,
+    *,
+    reason: str = "",
+    error: str = "",
+    plan: NoisePlan | None = None,
+    charged: bool = False,
+) -> dict[str, Any]:
+    """The audit record of one job (without ``seq``, ``prev`` and ``hash``): public only."""
+    try:
+        rounds: int | None = schedule_of(spec).total_rounds
+    except MpcError:
+        rounds = None
+    return {
+        "event": EVENT_JOB,
+        "time": now(),
+        "party": party_id,
+        "job_id": spec.job_id,
+        "client": client_of(spec),
+        "statistic": spec.statistic.value,
+        "dataset": spec.dataset,
+        "columns": [c.column for c in spec.columns],
+        "bounds": {c.column: [c.lo, c.hi] for c in spec.columns},
+        "participants": list(spec.party_ids),
+        "rounds": rounds,
+        "dp": _dp(spec, plan, charged),
+        "outcome": outcome,
+        "reason": reason,
+        "error": error,
+    }
+
+
+# --- checking lines ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Line:
+    """One line of the log, parsed and checked on its own (not yet against the chain)."""
+
+    record: dict[str, Any] | None  # None: not JSON at all (perhaps a torn write)
+    problem: str | None  # None: the line is a well-formed record whose hash verifies
+
+
+def _check_line(body: bytes) -> _Line:
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return _Line(None, "bad JSON (not a complete record)")
+    if not isinstance(value, dict):
+        return _Line({}, "not a JSON object")
+    seq, prev, digest = value.get("seq"), value.get("prev"), value.get("hash")
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        return _Line(value, "missing or malformed seq")
+    for name, text in (("prev", prev), ("hash", digest)):
+        if not isinstance(text, str) or len(text) != 64:
+            return _Line(value, f"missing or malformed {name}")
+    if record_hash(value) != digest:
+        return _Line(value, "hash mismatch: the record was changed after it was written")
+    try:
+        if canonical(value) != body:
+            return _Line(value, "not in canonical form: the line was rewritten")
+    except ValueError:
+        return _Line(value, "not in canonical form: the line was rewritten")
+    return _Line(value, None)
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def _read_tail(path: Path, size: int) -> tuple[bytes | None, bytes]:
+    """``(last complete line or None, bytes after the last newline)`` of the first ``size``
+    bytes of ``path``, reading backwards from the end."""
+    with path.open("rb") as handle:
+        buffer = b""
+        position = size
+        while position > 0:
+            step = min(_BLOCK, position)
+            position -= step
+            handle.seek(position)
+            buffer = handle.read(step) + buffer
+            newline = buffer.rfind(b"\n")
+            if newline == -1:
+                continue
+            before = buffer.rfind(b"\n", 0, newline)
+            if before != -1 or position == 0:
+                return buffer[before + 1 : newline], buffer[newline + 1 :]
+        return None, buffer
+
+
+def _count_lines(path: Path, size: int) -> int:
+    count = 0
+    with path.open("rb") as handle:
+        remaining = size
+        while remaining > 0:
+            chunk = handle.read(min(_BLOCK, remaining))
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            remaining -= len(chunk)
+    return count
+
+
+class AuditLog:
+    """Appends hash-chained records to one file, each durable before :meth:`append` returns.
+
+    Opening checks the file can be written (a party that cannot record jobs must not start)
+    and continues the chain from its last line, sealing a torn last line (see the module).
+    """
+
+    def __init__(self, path: Path, party_id: str = "") -> None:
+        self.path = path
+        self.party_id = party_id
+        self._lock = threading.Lock()
+        #: (inode, size) of the file after our last write; the chain state below is valid
+        #: only while the file still has exactly this identity and size.
+        self._known: tuple[int, int] | None = None
+        self._prev = GENESIS
+        self._seq = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the folder of the audit log {path}: {exc}") from exc
+        with self._lock:
+            self._with_file(lambda fd: None, what="open")
+
+    def append(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """Add ``seq``, ``prev`` and ``hash`` to ``record``, write it, fsync; return it."""
+        written: list[dict[str, Any]] = []
+        with self._lock:
+            self._with_file(lambda fd: written.append(self._write_locked(fd, record)))
+        return written[0]
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _with_file(self, action: Callable[[int], object], what: str = "append to") -> None:
+        """Open the log for appending, lock it, bring the chain state up to date, act."""
+        try:
+            created = not self.path.exists()
+            fd = os.open(
+                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE
+            )
+        except OSError as exc:
+            self._known = None
+            log.error("cannot %s the audit log %s: %s", what, self.path, exc.strerror)
+            raise AuditError(
+                f"party {self.party_id!r} cannot {what} its audit log (see its log)"
+                if what != "open"
+                else f"cannot open the audit log {self.path}: {exc.strerror}"
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if created:
+                _fsync_dir(self.path.parent)
+            self._sync_locked(fd)
+            action(fd)
+        except OSError as exc:
+            self._known = None  # re-read the tail next time: the write may be torn
+            log.error("cannot %s the audit log %s: %s", what, self.path, exc.strerror)
+            raise AuditError(
+                f"party {self.party_id!r} cannot {what} its audit log (see its log)"
+            ) from exc
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _sync_locked(self, fd: int) -> None:
+        """Continue the chain from the file's last line (unless we wrote that line)."""
+        stat = os.fstat(fd)
+        if self._known == (stat.st_ino, stat.st_size):
+            return
+        if self._known is not None and self._known[0] == stat.st_ino:
+            if stat.st_size < self._known[1]:
+                log.warning(
+                    "audit log %s shrank from %d to %d bytes since this party wrote it "
+                    "(truncated?); run `mpc audit verify`",
+                    self.path,
+                    self._known[1],
+                    stat.st_size,
+                )
+        elif self._known is not None:
+            log.warning("audit log %s was replaced since this party wrote it", self.path)
+        last, fragment = _read_tail(self.path, stat.st_size)
+        torn = b""
+        if fragment:
+            checked = _check_line(fragment)
+            if checked.problem is None:
+                # A whole record whose newline did not make it: complete it.
+                log.warning("audit log %s: last record had no newline; completed", self.path)
+                _write_all(fd, b"\n")
+                last = fragment
+            else:
+                torn = fragment
+        self._prev, self._seq = GENESIS, 0
+        if last is not None:
+            self._prev = line_hash(last)
+            checked = _check_line(last)
+            seq = checked.record.get("seq") if checked.record else None
+            if checked.problem is not None:
+                log.warning(
+                    "audit log %s: its last complete line does not verify (%s); the chain "
+                    "continues after it as it is: run `mpc audit verify`",
+                    self.path,
+                    checked.problem,
+                )
+            if isinstance(seq, int) and not isinstance(seq, bool) and seq >= 0:
+                self._seq = seq
+            else:
+                self._seq = _count_lines(self.path, stat.st_size)
+        self._known = (stat.st_ino, os.fstat(fd).st_size)
+        if torn:
+            log.warning(
+                "audit log %s: its last line is torn (%d bytes of an interrupted write, e.g. a "
+                "crash); sealing it and continuing the chain from the last complete record",
+                self.path,
+                len(torn),
+            )
+            recovery = {
+                "event": EVENT_RECOVERED,
+                "time": now(),
+                "party": self.party_id,
+                "torn_bytes": len(torn),
+                "torn_sha256": line_hash(torn),
+                "reason": "torn last line (an interrupted write) sealed",
+            }
+            self._write_locked(fd, recovery, prefix=b"\n")
+
+    def _write_locked(
+        self, fd: int, record: Mapping[str, Any], prefix: bytes = b""
+    ) -> dict[str, Any]:
+        full = {**record, "seq": self._seq + 1, "prev": self._prev}
+        full.pop("hash", None)
+        full["hash"] = record_hash(full)
+        line = canonical(full)
+        self._known = None  # until the write is durable
+        _write_all(fd, prefix + line + b"\n")
+        os.fsync(fd)
+        stat = os.fstat(fd)
+        self._known = (stat.st_ino, stat.st_size)
+        self._prev, self._seq = line_hash(line), self._seq + 1
+        return full
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --- reading and verifying -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The result of :func:`verify`."""
+
+    path: Path
+    ok: bool
+    records: int  # records checked (all of them when ok)
+    head: str  # line_hash of the last good line: the chain head to keep elsewhere
+    line: int | None = None  # first bad line (1-based)
+    problem: str | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "ok": self.ok,
+            "records": self.records,
+            "head": self.head,
+            "line": self.line,
+            "problem": self.problem,
+            "notes": list(self.notes),
+        }
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
+    """``(line number, bytes without newline, complete)`` of every line of ``path``."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            complete = raw.endswith(b"\n")
+            yield number, raw[:-1] if complete else raw, complete
+
+
+def verify(path: Path) -> Verification:
+    """Check every line of the log and the chain; stop at the first problem.
+
+    Raises :class:`ConfigError` when the file cannot be read.
+    """
+    prev, seq, records = GENESIS, 0, 0
+    notes: list[str] = []
+    pending: tuple[int, bytes, str] | None = None  # a bad line: a sealed torn write?
+
+    def failed(line: int, problem: str) -> Verification:
+        return Verification(path, False, records, prev, line, problem, tuple(notes))
+
+    try:
+        for number, body, complete in _lines(path):
+            if not complete:
+                if pending is not None:
+                    return failed(pending[0], pending[2])
+                return failed(
+                    number,
+                    "torn last line: an interrupted write (e.g. a crash while appending); the "
+                    "party seals it when it next starts",
+                )
+            checked = _check_line(body)
+            if pending is not None:
+                record = checked.record
+                if (
+                    checked.problem is None
+                    and record is not None
+                    and record.get("event") == EVENT_RECOVERED
+                    and record.get("torn_sha256") == line_hash(pending[1])
+                ):
+                    notes.append(
+                        f"line {pending[0]}: a torn write (e.g. a crash), sealed by the party "
+                        f"at line {number}"
+                    )
+                    pending = None
+                else:
+                    return failed(pending[0], pending[2])
+            elif checked.problem is not None:
+                pending = (number, body, checked.problem)
+                continue
+            if checked.problem is not None or checked.record is None:
+                return failed(number, checked.problem or "bad JSON")
+            record = checked.record
+            if record["prev"] != prev:
+                return failed(
+                    number,
+                    "broken link: prev is not the hash of the line before (a record was "
+                    "deleted, inserted or moved)",
+                )
+            if record["seq"] != seq + 1:
+                return failed(number, f"seq {record['seq']} where {seq + 1} was expected")
+            prev, seq, records = line_hash(body), seq + 1, records + 1
+    except OSError as exc:
+        raise ConfigError(f"cannot read the audit log {path}: {exc.strerror}") from exc
+    if pending is not None:
+        return failed(pending[0], pending[2])
+    return Verification(path, True, records, prev, notes=tuple(notes))
+
+
+def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
+    """``(line number, record or None when the line is not a JSON object)`` per line.
+
+    For display only: nothing is verified here (see :func:`verify`).
+    """
+    try:
+        for number, body, _ in _lines(path):
+            try:
+                value = json.loads(body)
+            except ValueError:
+                value = None
+            yield number, value if isinstance(value, dict) else None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the audit log {path}: {exc.strerror}") from exc
+
+
+__all__ = [
+    "ACCEPTED",
+    "EVENT_JOB",
+    "EVENT_RECOVERED",
+    "GENESIS",
+    "REFUSED",
+    "AuditError",
+    "AuditLog",
+    "Verification",
+    "canonical",
+    "client_of",
+    "job_record",
+    "line_hash",
+    "read_records",
+    "record_hash",
+    "verify",
+]
