@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mpc.client import QueryResult
+from mpc.client import Client, QueryResult
 from mpc.demo.cluster import DatasetFile, LocalCluster
 from mpc.demo.synthetic_data import HEALTH_COLUMNS, health_records, write_csv
-from mpc.errors import QueryError
+from mpc.errors import MpcError, QueryError
+from mpc.party.audit import read_records, verify
 
 PARTY_NAMES = "abcdefghijklmnopqrstuvwxyz"
 DEMO_DATASET = "health"
@@ -31,6 +32,8 @@ DP_DATASET = "health_dp"
 PARTY_BUDGET = (3.0, 1e-6)
 COORDINATOR_BUDGET = (5.0, 1e-6)
 DP_EPSILON = 1.0
+#: A second analyst with a valid certificate whom the data owners did not list.
+GUEST = "guest"
 
 
 def demo_party_ids(count: int) -> list[str]:
@@ -52,7 +55,11 @@ def write_demo_data(
         write_csv(path, health_records(rows + 37 * index, seed=1000 + index))
         max_rows = 10 * (rows + 37 * index) + 100
         datasets[party_id] = {
-            DEMO_DATASET: DatasetFile(path, max_rows=max_rows, bounds=bounds),
+            # The data owner lists who may ask: the demo's analyst ("client") may see exact
+            # results; any other certificate of the consortium CA is refused.
+            DEMO_DATASET: DatasetFile(
+                path, max_rows=max_rows, bounds=bounds, access={"client": {"exact": True}}
+            ),
             DP_DATASET: DatasetFile(path, max_rows=max_rows, bounds=bounds, budget=PARTY_BUDGET),
         }
     return datasets
@@ -86,7 +93,12 @@ def run_demo(
         datasets = write_demo_data(workdir, party_ids, rows)
         pooled = _pooled(datasets)
         started = time.monotonic()
-        with LocalCluster(workdir, datasets, budgets={DP_DATASET: COORDINATOR_BUDGET}) as cluster:
+        with LocalCluster(
+            workdir,
+            datasets,
+            budgets={DP_DATASET: COORDINATOR_BUDGET},
+            clients=("client", GUEST),
+        ) as cluster:
             say(
                 f"started coordinator at {cluster.coordinator_address} and parties "
                 f"{', '.join(party_ids)} ({time.monotonic() - started:.1f}s), mutual TLS on"
@@ -94,7 +106,9 @@ def run_demo(
             checks = _run_queries(cluster, pooled)
             checks.append(_dp_query(cluster, pooled))
             checks.append(_train_logistic(cluster, pooled))
-        ok = all(c["agree"] for c in checks)
+            refused = _refused_query(cluster)
+            audit = _audit_line(cluster, party_ids[0])
+        ok = all(c["agree"] for c in checks) and bool(refused["refused_as_expected"])
         if as_json:
             print(
                 json.dumps(
@@ -106,11 +120,15 @@ def run_demo(
                             for pid, files in datasets.items()
                         },
                         "checks": checks,
+                        "refused": refused,
+                        "audit": audit,
                     }
                 )
             )
         else:
             _print_table(checks)
+            print(f"{refused['query']:<44} refused: {refused['error']}")
+            print(f"audit log of {party_ids[0]} (mpc audit show), last record: {audit['line']}")
             print(
                 "all secure results agree with plaintext"
                 if ok
@@ -120,6 +138,33 @@ def run_demo(
     finally:
         if keep is None:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _refused_query(cluster: LocalCluster) -> dict[str, object]:
+    """A client the data owners did not list asks anyway: every party refuses it."""
+    query = f"sum(age) by {GUEST!r} (not on the access list)"
+    with Client(cluster.coordinator_address, cluster.tls_dir, name=GUEST) as guest:
+        try:
+            guest.sum(DEMO_DATASET, ["age"])
+        except MpcError as exc:
+            error = str(exc).split(" failed: ", 1)[-1]
+            return {"query": query, "error": error, "refused_as_expected": "may not" in error}
+    return {"query": query, "error": "", "refused_as_expected": False}
+
+
+def _audit_line(cluster: LocalCluster, party_id: str) -> dict[str, object]:
+    """The last record of one party's audit log (the refusal above), and whether the log's
+    hash chain verifies."""
+    path = cluster.party_config_path(party_id).with_name(
+        f"{cluster.party_config_path(party_id).stem}.audit.jsonl"
+    )
+    records = [r for _, r in read_records(path) if r is not None]
+    last = records[-1] if records else {}
+    line = (
+        f"{last.get('outcome')} {last.get('statistic')} on {last.get('dataset')!r} for client "
+        f"{last.get('client')!r}: {last.get('reason') or 'ok'}"
+    )
+    return {"line": line, "records": len(records), "intact": verify(path).ok}
 
 
 def _check(name: str, result: QueryResult, expected: dict[str, float]) -> dict[str, object]:

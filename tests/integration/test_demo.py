@@ -40,6 +40,11 @@ def test_demo_with_five_parties_agrees_and_leaves_nothing_behind(tmp_path: Path)
         assert check["agree"]
         for key, plain in check["plaintext"].items():
             assert abs(check["secure"][key] - plain) <= check["tolerance"] + 1e-9 * abs(plain)
+    # A client the data owners did not list is refused, and the party's audit log says so.
+    assert report["refused"]["refused_as_expected"] is True
+    assert "client 'guest' may not query dataset 'health'" in report["refused"]["error"]
+    assert report["audit"]["intact"] is True
+    assert report["audit"]["line"].startswith("refused sum on 'health' for client 'guest'")
     # Every server process the demo started has exited.
     for ready in keep.glob("*.ready"):
         pid = json.loads(ready.read_text())["pid"]
