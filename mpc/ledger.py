@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS privacy_ledger (
     charged_at REAL NOT NULL,
     PRIMARY KEY (dataset, job_id)
 );
+CREATE TABLE IF NOT EXISTS seen_queries (
+    key     BLOB PRIMARY KEY,
+    seen_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pinned_cohorts (
     dataset   TEXT PRIMARY KEY,
     parties   TEXT NOT NULL,
@@ -153,6 +157,19 @@ class Ledger:
             budget_delta=float(budget.delta) if budget is not None else None,
             remaining_epsilon=_remaining_epsilon(budget, spent) if budget is not None else None,
         )
+
+    def remember_query(self, key: bytes, window: float) -> bool:
+        """Record a signed query's key; False if it was seen within ``window`` seconds.
+
+        Durable, so a party that restarts still refuses a replay within the window.
+        """
+        now = time.time()
+        with self._lock:
+            self._db.execute("DELETE FROM seen_queries WHERE seen_at < ?", (now - window,))
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO seen_queries VALUES (?, ?)", (key, now)
+            )
+            return cursor.rowcount == 1
 
     def pinned_cohort(self, dataset: str) -> tuple[str, ...] | None:
         """The cohort pinned for ``dataset`` at its first use, if any (party state)."""

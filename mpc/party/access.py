@@ -19,29 +19,41 @@ from cryptography import x509
 
 from mpc.config import ClientAccess, DatasetConfig
 from mpc.errors import AccessDeniedError, PrivacyBudgetError
+from mpc.ledger import Ledger
 from mpc.protocol.query import MAX_QUERY_AGE_SECONDS, check_spec_matches, verify_client
 from mpc.protocol.spec import JobSpec
 
 
 class ReplayGuard:
-    """Remembers signed queries seen within their freshness window; refuses a second use."""
+    """Remembers signed queries seen within their freshness window; refuses a second use.
 
-    def __init__(self, window: float = 2 * MAX_QUERY_AGE_SECONDS) -> None:
+    With the party's state database (``ledger``) the memory is durable, so a restart does not
+    reopen the window; without one it lasts as long as the process.
+    """
+
+    def __init__(
+        self, ledger: Ledger | None = None, window: float = 2 * MAX_QUERY_AGE_SECONDS
+    ) -> None:
+        self._ledger = ledger
         self._window = window
         self._seen: dict[bytes, float] = {}
         self._lock = threading.Lock()
 
     def check_and_record(self, certificate_pem: bytes, nonce: bytes, client: str) -> None:
         key = hashlib.sha256(certificate_pem + b"\x00" + nonce).digest()
-        now = time.monotonic()
-        with self._lock:
-            for old in [k for k, t in self._seen.items() if now - t > self._window]:
-                del self._seen[old]
-            if key in self._seen:
-                raise AccessDeniedError(
-                    f"client {client!r}: this signed query was already used (a replay)"
-                )
-            self._seen[key] = now
+        if self._ledger is not None:
+            fresh = self._ledger.remember_query(key, self._window)
+        else:
+            now = time.monotonic()
+            with self._lock:
+                for old in [k for k, t in self._seen.items() if now - t > self._window]:
+                    del self._seen[old]
+                fresh = key not in self._seen
+                self._seen[key] = now
+        if not fresh:
+            raise AccessDeniedError(
+                f"client {client!r}: this signed query was already used (a replay)"
+            )
 
 
 def authenticate(

@@ -92,7 +92,7 @@ class PartyRuntime:
         self._ledger = Ledger(config.ledger) if config.ledger is not None else None
         self._jobs: dict[str, _Job] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
-        self._replays = ReplayGuard()
+        self._replays = ReplayGuard(self._ledger)
         self._lock = threading.Lock()
         self._audit = (
             AuditLog(config.audit_log, config.party_id) if config.audit_log is not None else None

@@ -140,6 +140,24 @@ def test_a_signed_query_is_answered_once(cluster: LocalCluster) -> None:
         link.close()
 
 
+def test_a_replay_is_refused_after_a_party_restart(cluster: LocalCluster) -> None:
+    """The party's state database remembers signed queries for their freshness window."""
+    links = _links(cluster)
+    first = _signed_spec(cluster, "restart-1")
+    assert _setup_everywhere(links, first) == dict.fromkeys(PARTIES, "")
+    for link in links.values():
+        link.close()
+    cluster.stop_process("a")
+    cluster.start_party("a")
+    cluster.addresses["a"] = cluster._wait_ready("a")
+    links = _links(cluster)
+    replayed = dataclasses.replace(first, job_id="restart-2")
+    for pid, text in _setup_everywhere(links, replayed).items():
+        assert "already used (a replay)" in text, (pid, text)
+    for link in links.values():
+        link.close()
+
+
 def test_the_access_list_decides_who_may_ask_what(cluster: LocalCluster) -> None:
     with _client(cluster, "mallory") as mallory:
         with pytest.raises(MpcError, match="client 'mallory' may not query dataset 'restricted'"):
