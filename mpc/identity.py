@@ -10,6 +10,7 @@ an id claimed in any message must equal it.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -128,6 +129,29 @@ def revoked_problem(cert: x509.Certificate, ca_cert: x509.Certificate | None = N
     )
 
 
+#: (certificate, CA) SHA-256 fingerprint pairs whose issuer signature verified. The signature
+#: of a given DER encoding never changes, so it is checked once; validity dates, revocation,
+#: role and names are checked on every call.
+_ISSUED: dict[tuple[bytes, bytes], None] = {}
+_ISSUED_LIMIT = 4096
+_ISSUED_LOCK = threading.Lock()
+
+
+def _check_issued_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> None:
+    key = (cert.fingerprint(hashes.SHA256()), ca_cert.fingerprint(hashes.SHA256()))
+    with _ISSUED_LOCK:
+        if key in _ISSUED:
+            return
+    try:
+        cert.verify_directly_issued_by(ca_cert)
+    except Exception as exc:  # signature, issuer name or algorithm mismatch
+        raise ProtocolError("certificate was not issued by the consortium CA") from exc
+    with _ISSUED_LOCK:
+        if len(_ISSUED) >= _ISSUED_LIMIT:
+            _ISSUED.pop(next(iter(_ISSUED)))
+        _ISSUED[key] = None
+
+
 def verify_certificate(
     cert: x509.Certificate,
     ca_cert: x509.Certificate,
@@ -142,10 +166,7 @@ def verify_certificate(
     With ``check_revocation`` (the default) a certificate on a CRL this process watches for
     ``ca_cert`` (see :func:`watch_revocations`) is refused too.
     """
-    try:
-        cert.verify_directly_issued_by(ca_cert)
-    except Exception as exc:  # signature, issuer name or algorithm mismatch
-        raise ProtocolError("certificate was not issued by the consortium CA") from exc
+    _check_issued_by(cert, ca_cert)
     problem = validity_problem(cert, now)
     if problem is None and check_revocation:
         problem = revoked_problem(cert, ca_cert)
@@ -175,15 +196,20 @@ class Identity:
     def __repr__(self) -> str:
         return f"Identity(name={self.name!r}, role={self.role!r})"
 
-    @property
+    # Parsed once per identity (every job verifies against the CA and signs an offer).
+    @functools.cached_property
     def certificate(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate(self.cert_pem)
 
-    @property
+    @functools.cached_property
     def ca_certificate(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate(self.ca_pem)
 
     def signing_key(self) -> SigningKey:
+        return self._signing_key
+
+    @functools.cached_property
+    def _signing_key(self) -> SigningKey:
         key = serialization.load_pem_private_key(self.key_pem, password=None)
         if not isinstance(key, SigningKey):
             raise ConfigError("unsupported private key type (use EC, Ed25519 or RSA)")
