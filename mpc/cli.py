@@ -182,7 +182,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             args.dataset,
             columns,
             bounds or None,
-            parties=_columns(args.parties) if args.parties else (),
+            parties=_columns([args.parties]) if args.parties else (),
             frac_bits=args.frac_bits,
             epsilon=args.epsilon,
             delta=args.delta,
@@ -212,23 +212,31 @@ def cmd_query(args: argparse.Namespace) -> int:
                 )
                 print(f"  [{lo:g}, {hi:g}){'':<8} {shown}")
         elif len(result.labels) == result.values.size:
+            tolerances = result.tolerances or {}
             for label, value in result.as_dict().items():
-                print(f"  {label:<20} {value:.10g}")
+                tolerance = tolerances.get(label)
+                shown = "" if tolerance is None else f"  (fixed point +/- {tolerance:.3g})"
+                print(f"  {label:<20} {value:.10g}{shown}")
         else:
             print(
                 f"  vector of {result.values.size} values"
                 + (f" saved to {args.out}" if args.out else "")
             )
-        print(f"  fixed-point tolerance +/- {result.tolerance:.3g}")
+        print(
+            f"  fixed-point tolerance +/- {result.tolerance:.3g} at most "
+            f"({result.frac_bits} fractional bits)"
+        )
         if result.privacy is not None:
             p = result.privacy
             print(
                 f"  differential privacy: {p.noise} noise, epsilon {p.epsilon:g}, delta "
                 f"{p.delta:g} (spent epsilon {p.epsilon_spent:.4g}, rho {p.rho_spent:.4g})"
             )
+            kinds = p.error_kind or {}
             for label in p.sigma:
+                kind = f" ({kinds[label]})" if label in kinds else ""
                 print(
-                    f"  {label:<20} noise sigma {p.sigma[label]:.4g}, "
+                    f"  {label:<20} noise sigma {p.sigma[label]:.4g}{kind}, "
                     f"95% error bound +/- {p.error_bound_95[label]:.4g}"
                 )
     return 0
@@ -242,6 +250,16 @@ def _budget_line(status: BudgetStatus) -> str:
         f"  {status.dataset:<16} {spent} of {status.budget_epsilon:g} (delta "
         f"{status.budget_delta:g}); remaining {status.remaining_epsilon:.4g} for one query"
     )
+
+
+def _party_budget_line(status: BudgetStatus) -> str:
+    """A party that keeps no ledger reports zeros: do not call that "spent 0"."""
+    if status.budget_epsilon is None and status.charges == 0:
+        return (
+            f"  {status.dataset:<16} no charge recorded and no budget set (a party without a "
+            "ledger records none: see its config)"
+        )
+    return _budget_line(status)
 
 
 def cmd_budget_show(args: argparse.Namespace) -> int:
@@ -271,8 +289,10 @@ def cmd_budget_show(args: argparse.Namespace) -> int:
         print("  (no differentially private job yet, no budget set)")
     for party in parties:
         print(f"party {party.party_id}:" + ("" if party.reachable else f" DOWN ({party.error})"))
+        if party.reachable and not party.budgets:
+            print("  (keeps no privacy ledger)")
         for status in party.budgets:
-            print(_budget_line(status))
+            print(_party_budget_line(status))
     return 0
 
 
@@ -310,7 +330,7 @@ def cmd_parties(args: argparse.Namespace) -> int:
                 ]
             )
         )
-        return 0
+        return 0 if all(p.reachable for p in parties) else EXIT_FAILURE
     for p in parties:
         status = "up" if p.reachable else f"DOWN ({p.error})"
         print(f"{p.party_id} at {p.address}: {status}")
@@ -324,7 +344,7 @@ def cmd_parties(args: argparse.Namespace) -> int:
             policy = d.participation + (f" {','.join(d.cohort)}" if d.cohort else "")
             state = "" if d.available else ", UNAVAILABLE (see the party's log)"
             print(f"  {d.name} ({d.kind}, max_rows {d.max_rows}, {policy}{state}): {cols}")
-    return 0
+    return 0 if all(p.reachable for p in parties) else EXIT_FAILURE
 
 
 def _when(seconds: float) -> str:
@@ -401,6 +421,8 @@ def cmd_compose(args: argparse.Namespace) -> int:
         ),
         force=args.force,
     )
+    for warning in bundle.warnings():
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(bundle.to_json()))
     else:
@@ -530,7 +552,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 # --- parser ------------------------------------------------------------------------------
 
 
-def _add_client_options(parser: argparse.ArgumentParser) -> None:
+def _add_client_options(parser: argparse.ArgumentParser, *, runs_job: bool = False) -> None:
     parser.add_argument(
         "--coordinator", required=True, metavar="HOST:PORT", help="address of the coordinator"
     )
@@ -544,7 +566,14 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
         "--name", default="client", help="client certificate name in --tls-dir (default: client)"
     )
     parser.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds to wait for the job (default: 300)"
+        "--timeout",
+        type=float,
+        default=300.0,
+        help=(
+            "seconds to wait for the job (default: 300)"
+            if runs_job
+            else "seconds to wait for the coordinator's answer (default: 300)"
+        ),
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -575,7 +604,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             features,
             args.label or "",
             rounds=args.rounds,
-            lr=args.lr,
+            lr=0.0 if args.lr is None else args.lr,  # 0: the coordinator's safe step
+            frac_bits=args.frac_bits,
             l2=args.l2,
             clip=args.clip,
             batch_rate=args.batch_rate,
@@ -596,8 +626,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     if args.out:
         Path(args.out).write_text(json.dumps(result.model, indent=2) + "\n")
+    warnings = [str(w) for w in result.model.get("warnings") or []]
     if args.json:
         print(json.dumps(result.model))
+        for warning in warnings:
+            print(f"warning: {warning}", file=sys.stderr)
         return 0
     model = result.model
     print(f"{model['model']} regression, job {result.job_id}, {model['rounds']} round(s):")
@@ -611,6 +644,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"  {key:<20} {value:.6g}")
     if result.privacy is not None:
         print(f"  differential privacy: spent epsilon {result.privacy.epsilon_spent:.4g}")
+    for warning in warnings:
+        print(f"  warning: {warning}")
     if args.out:
         print(f"  model saved to {args.out}")
     return 0
@@ -656,6 +691,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mpc")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mpc",
@@ -669,6 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="WARNING",
         help="DEBUG, INFO, WARNING (default) or ERROR; logs go to stderr",
     )
+    parser.add_argument("--version", action="version", version=f"mpc {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     certs = sub.add_parser("certs", help="make and revoke certificates").add_subparsers(
@@ -686,7 +731,10 @@ def build_parser() -> argparse.ArgumentParser:
         "see and watch every client's jobs",
     )
     init.add_argument(
-        "--hosts", default="", help="extra DNS names or IPs for every certificate's subjectAltName"
+        "--hosts",
+        default="",
+        help="extra DNS names or IPs for every certificate's subjectAltName (server "
+        "certificates always also name localhost and 127.0.0.1)",
     )
     init.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
     init.add_argument("--force", action="store_true", help="replace an existing CA in --out")
@@ -741,9 +789,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     query.add_argument(
         "statistic",
-        choices=["sum", "count", "mean", "variance", "histogram", "vector-sum"],
+        choices=["sum", "count", "mean", "variance", "histogram", "vector-sum", "vector_sum"],
+        help="what to compute (vector-sum and vector_sum are the same)",
     )
-    query.add_argument("--dataset", required=True)
+    query.add_argument("--dataset", required=True, help="dataset name the parties declare")
     query.add_argument(
         "--column", action="append", default=[], help="column name (repeat, or comma-separate)"
     )
@@ -766,7 +815,13 @@ def build_parser() -> argparse.ArgumentParser:
             "for its whole cohort, subsets only on dp-only datasets"
         ),
     )
-    query.add_argument("--frac-bits", type=int, help="fixed-point fractional bits (default 16)")
+    query.add_argument(
+        "--frac-bits",
+        type=int,
+        metavar="N",
+        help="fixed-point fractional bits, 0 (integers) to the ring's maximum (default: "
+        "the coordinator's)",
+    )
     query.add_argument("--out", help="save the values as a .npy file (vector results)")
     query.add_argument(
         "--epsilon", type=float, help="differential privacy: add calibrated noise for this epsilon"
@@ -784,7 +839,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="who adds the noise: every party before masking (distributed, "
         "default: nobody sees the exact result) or the coordinator (central)",
     )
-    _add_client_options(query)
+    _add_client_options(query, runs_job=True)
     query.set_defaults(func=cmd_query)
 
     parties = sub.add_parser("parties", help="list parties and their public dataset schemas")
@@ -824,7 +879,9 @@ def build_parser() -> argparse.ArgumentParser:
         required="MPC_CONFIG" not in os.environ,
         help="the server's own TOML config (default: $MPC_CONFIG)",
     )
-    health.add_argument("--timeout", type=float, default=5.0)
+    health.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for the answer (default: 5)"
+    )
     health.add_argument("--json", action="store_true", help="print one JSON object")
     health.set_defaults(func=cmd_health)
 
@@ -836,7 +893,14 @@ def build_parser() -> argparse.ArgumentParser:
         "them beside the plaintext results. Exits 1 if they disagree.",
     )
     demo.add_argument("--parties", type=int, default=3, help="number of parties (2-26, default 3)")
-    demo.add_argument("--rows", type=int, default=1000, help="rows per party (default 1000)")
+    demo.add_argument(
+        "--rows",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="rows of the first party; party i (from 0) gets N + 37*i, so parties differ "
+        "(default 1000)",
+    )
     demo.add_argument("--keep", metavar="DIR", help="keep certificates, data and logs in DIR")
     demo.add_argument("--json", action="store_true", help="print one JSON object")
     demo.set_defaults(func=cmd_demo)
@@ -851,7 +915,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compose.add_argument("--parties", type=int, default=3, help="number of parties (2-26)")
     compose.add_argument("--out", required=True, metavar="DIR", help="folder to write")
-    compose.add_argument("--rows", type=int, default=1000, help="rows per party (default 1000)")
+    compose.add_argument(
+        "--rows",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="rows of the first party; party i (from 0) gets N + 37*i (default 1000)",
+    )
     compose.add_argument("--image", default="mpc:dev", help="image to run (default mpc:dev)")
     compose.add_argument(
         "--coordinator-port",
@@ -872,20 +942,45 @@ def build_parser() -> argparse.ArgumentParser:
         "per-example gradients over all parties is revealed. See README 'Training'.",
     )
     train.add_argument("model", choices=["linear", "logistic"])
-    train.add_argument("--dataset")
+    train.add_argument("--dataset", help="dataset name the parties declare")
     train.add_argument("--features", action="append", default=[], help="comma-separated")
-    train.add_argument("--label")
+    train.add_argument("--label", help="the column to predict")
     train.add_argument("--rounds", type=int, default=20, help="model updates (default 20)")
-    train.add_argument("--lr", type=float, default=0.5, help="learning rate (default 0.5)")
+    train.add_argument(
+        "--lr",
+        type=float,
+        help="learning rate (default: automatic, at most 1/curvature of the data, capped at 1)",
+    )
+    train.add_argument(
+        "--frac-bits",
+        type=int,
+        help="fixed-point fractional bits (default: the most the headroom proof allows)",
+    )
     train.add_argument("--l2", type=float, default=0.0, help="ridge penalty (default 0)")
     train.add_argument("--clip", type=float, default=0.0, help="per-example gradient L2 clip")
     train.add_argument("--batch-rate", type=float, default=0.0, help="Poisson sampling rate")
-    train.add_argument("--method", choices=["gd", "newton"], default="gd")
+    train.add_argument(
+        "--method",
+        choices=["gd", "newton"],
+        default="gd",
+        help="gradient descent (default) or Newton steps (logistic; --lr is ignored)",
+    )
     train.add_argument("--closed-form", action="store_true", help="one-round ridge (linear)")
     train.add_argument("--tol", type=float, default=0.0, help="stop at this gradient norm")
     train.add_argument("--holdout", type=float, default=0.0, help="hold-out fraction of rows")
-    train.add_argument("--standardise", choices=["secure", "bounds", "none"])
-    train.add_argument("--bounds", action="append", default=[], metavar="[COLUMN=]LO:HI")
+    train.add_argument(
+        "--standardise",
+        choices=["secure", "bounds", "none"],
+        help="scale features by secure moments over all parties, by the declared bounds, or "
+        "not at all (default: secure; bounds with --epsilon)",
+    )
+    train.add_argument(
+        "--bounds",
+        action="append",
+        default=[],
+        metavar="[COLUMN=]LO:HI",
+        help="clamp values to [LO, HI] (default: the bounds the parties declare)",
+    )
     train.add_argument(
         "--parties",
         help=(
@@ -894,11 +989,16 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     train.add_argument("--epsilon", type=float, help="differentially private training")
-    train.add_argument("--delta", type=float, default=1e-6)
-    train.add_argument("--noise", choices=["distributed", "central"], default="distributed")
+    train.add_argument("--delta", type=float, default=1e-6, help="DP delta (default 1e-6)")
+    train.add_argument(
+        "--noise",
+        choices=["distributed", "central"],
+        default="distributed",
+        help="who adds the noise: every party (distributed, default) or the coordinator",
+    )
     train.add_argument("--resume", metavar="JOB", help="continue a failed training job")
     train.add_argument("--out", help="write the model as JSON to this file")
-    _add_client_options(train)
+    _add_client_options(train, runs_job=True)
     train.set_defaults(func=cmd_train)
 
     predict = sub.add_parser("predict", help="apply a model file to a CSV, locally")
@@ -965,6 +1065,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `mpc parties | head`: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # a file or socket the command needed: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

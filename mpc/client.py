@@ -25,6 +25,7 @@ from mpc.ledger import BudgetStatus
 from mpc.proto.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc
 from mpc.protocol.query import sign_query
 from mpc.protocol.spec import ColumnBound, Statistic
+from mpc.ring import MAX_FRAC_BITS
 from mpc.transport import convert
 from mpc.transport.errors import from_rpc_error
 from mpc.transport.tls import secure_channel
@@ -50,6 +51,9 @@ class PrivacyReport:
     rho_spent: float
     sigma: dict[str, float]  # noise standard deviation per value, data units
     error_bound_95: dict[str, float]  # |released - exact| <= this with probability >= 95%
+    # What each sigma is: "exact", "delta-method" (first-order, every noise included) or
+    # "upper bound"; the 95% bounds are proven bounds either way.
+    error_kind: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -70,6 +74,8 @@ class QueryResult:
     bounds: tuple[ColumnBound, ...]
     privacy: PrivacyReport | None = None
     model: dict[str, object] | None = None  # training jobs: the model (see TrainResult)
+    # Worst-case fixed-point error per label (``tolerance`` is the largest of them).
+    tolerances: dict[str, float] | None = None
 
     def as_dict(self) -> dict[str, float]:
         if len(self.labels) != self.values.size:
@@ -91,6 +97,7 @@ class QueryResult:
             "parties": list(self.parties),
             "frac_bits": self.frac_bits,
             "tolerance": self.tolerance,
+            "tolerances": self.tolerances,
             "bounds": {b.column: [b.lo, b.hi] for b in self.bounds},
         }
         if include_values:
@@ -135,6 +142,13 @@ def _bounds_list(columns: Sequence[str], bounds: Bounds) -> list[ColumnBound]:
         lo, hi = bounds
         return [ColumnBound(c, lo, hi) for c in columns]
     return [ColumnBound(c, lo, hi) for c, (lo, hi) in bounds.items()]
+
+
+def _frac_bits(frac_bits: int | None) -> int | None:
+    """``None``: the coordinator's default; 0 is valid (integers only)."""
+    if frac_bits is not None and not 0 <= frac_bits <= MAX_FRAC_BITS:
+        raise QueryError(f"frac_bits must be between 0 and {MAX_FRAC_BITS}, not {frac_bits}")
+    return frac_bits
 
 
 class Client:
@@ -243,7 +257,7 @@ class Client:
                 common_pb2.ColumnBounds(column=b.column, lo=b.lo, hi=b.hi)
                 for b in _bounds_list(columns, bounds)
             ],
-            frac_bits=frac_bits or 0,
+            frac_bits=_frac_bits(frac_bits),
             parties=list(parties),
             noise=noise,
             epsilon=epsilon or 0.0,
@@ -264,7 +278,7 @@ class Client:
         label: str,
         *,
         rounds: int = 20,
-        lr: float = 0.5,
+        lr: float = 0.0,  # 0: the coordinator's automatic safe step
         l2: float = 0.0,
         clip: float = 0.0,
         batch_rate: float = 0.0,
@@ -312,7 +326,7 @@ class Client:
                 common_pb2.ColumnBounds(column=b.column, lo=b.lo, hi=b.hi)
                 for b in _bounds_list(columns, bounds)
             ],
-            frac_bits=frac_bits or 0,
+            frac_bits=_frac_bits(frac_bits),
             parties=list(parties),
             noise=noise,
             epsilon=epsilon or 0.0,
@@ -334,7 +348,8 @@ class Client:
     def submit(self, query: coordinator_pb2.Query) -> str:
         # Signed with this client's certificate key, a fresh nonce and the time: every party
         # verifies the signature itself, so it knows who asked even if the coordinator lies.
-        signed = sign_query(self._identity, convert.query_from_proto(query))
+        domain = convert.query_from_proto(query)
+        signed = sign_query(self._identity, domain)
         # The histogram edges travel in `query` (the signature binds their SHA-256).
         request = coordinator_pb2.SubmitJobRequest(
             query=coordinator_pb2.Query(bin_edges=query.bin_edges),
@@ -406,10 +421,13 @@ class Client:
                 rho_spent=header.privacy.rho_spent,
                 sigma={v.label: v.sigma for v in header.privacy.values},
                 error_bound_95={v.label: v.error_bound_95 for v in header.privacy.values},
+                error_kind={v.label: v.error_kind for v in header.privacy.values if v.error_kind}
+                or None,
             )
             if header.HasField("privacy")
             else None,
             model=json.loads(header.model_json) if header.model_json else None,
+            tolerances={t.label: t.tolerance for t in header.tolerances} or None,
         )
 
     def jobs(self, limit: int = 50, all_clients: bool = False) -> list[JobSummary]:

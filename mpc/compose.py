@@ -41,6 +41,7 @@ import os
 import re
 import shlex
 import shutil
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -281,6 +282,8 @@ class Bundle:
     rows: Mapping[str, int]
     container_keys: tuple[Path, ...]
     keys_handed_to_container_user: bool
+    #: The git work tree ``out`` lies in, if any: its private keys could be committed.
+    git_work_tree: Path | None = None
 
     @property
     def compose_file(self) -> Path:
@@ -300,6 +303,16 @@ class Bundle:
             return None
         keys = " ".join(shlex.quote(str(p)) for p in self.container_keys)
         return f"sudo chown {CONTAINER_UID}:{CONTAINER_GID} {keys}"
+
+    def warnings(self) -> list[str]:
+        """What the operator should act on (printed to stderr by ``mpc compose``)."""
+        if self.git_work_tree is None:
+            return []
+        return [
+            f"{self.out}/ is inside the git work tree {self.git_work_tree}: it holds every "
+            "private key (certs/*.key, the CA's included); make sure git ignores it (e.g. add "
+            f"it to {self.git_work_tree / '.gitignore'}), or use --out outside the repository"
+        ]
 
     def next_commands(self) -> list[str]:
         compose = shlex.quote(str(self.compose_file))
@@ -327,6 +340,9 @@ class Bundle:
             )
         lines.append("next:")
         lines += [f"  {command}" for command in self.next_commands()]
+        mpc = _mpc_command()
+        if mpc != "mpc":
+            lines.append(f"(`mpc` here is {mpc}: this mpc is not first on PATH)")
         return lines
 
     def to_json(self) -> dict[str, object]:
@@ -341,7 +357,28 @@ class Bundle:
             "rows": dict(self.rows),
             "keys_owner_uid": CONTAINER_UID if self.keys_handed_to_container_user else None,
             "next": self.next_commands(),
+            "warnings": self.warnings(),
         }
+
+
+def _mpc_command() -> str:
+    """How to run this mpc: plain ``mpc`` when it is first on PATH, else its full path (a
+    virtual environment that is not activated)."""
+    beside = Path(sys.executable).parent / "mpc"
+    on_path = shutil.which("mpc")
+    if on_path is not None and Path(on_path).resolve() == beside.resolve():
+        return "mpc"
+    if beside.exists():
+        return shlex.quote(str(beside))
+    return f"{shlex.quote(sys.executable)} -m mpc"
+
+
+def git_work_tree(path: Path) -> Path | None:
+    """The git work tree containing ``path`` (found by its ``.git``), or None."""
+    for folder in [path.resolve(), *path.resolve().parents]:
+        if (folder / ".git").exists():
+            return folder
+    return None
 
 
 def _bundle_paths(out: Path) -> list[Path]:
@@ -420,7 +457,7 @@ def write_bundle(out: Path, options: ComposeOptions, *, force: bool = False) -> 
         handed = _hand_keys_to_container_user(keys)
     except OSError as exc:
         raise ConfigError(f"cannot write the bundle: {exc.filename}: {exc.strerror}") from exc
-    return Bundle(out, options, rows, tuple(keys), handed)
+    return Bundle(out, options, rows, tuple(keys), handed, git_work_tree(out))
 
 
 __all__ = [

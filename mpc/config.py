@@ -111,6 +111,9 @@ class DatasetConfig:
     #: Which clients may query the dataset and how; None: any client of the consortium CA
     #: may run anything the participation policy allows.
     access: tuple[ClientAccess, ...] | None = None
+    #: Empty CSV cells: "error" makes the column unavailable; "drop" keeps it, and a job
+    #: using columns C drops (locally) every row with an empty cell in C.
+    missing: str = "error"
 
     @property
     def mode(self) -> str:
@@ -321,6 +324,11 @@ def load_party_config(path: Path) -> PartyConfig:
         kind = table.get("kind", "table")
         if kind not in ("table", "vector"):
             raise ConfigError(f"{dwhere}: kind must be 'table' or 'vector'")
+        missing = table.get("missing", "error")
+        if missing not in ("error", "drop"):
+            raise ConfigError(f"{dwhere}: missing must be 'error' or 'drop'")
+        if missing == "drop" and kind != "table":
+            raise ConfigError(f"{dwhere}: missing = 'drop' is for CSV tables only")
         columns: list[ColumnConfig] = []
         for column, spec in (table.get("columns") or {}).items():
             cwhere = f"{dwhere} column {column!r}"
@@ -347,6 +355,7 @@ def load_party_config(path: Path) -> PartyConfig:
                 columns=tuple(columns),
                 description=str(table.get("description", "")),
                 budget=budget,
+                missing=missing,
                 **policy,
             )
         )

@@ -318,9 +318,11 @@ def issue_certificate(
     alt_names: list[x509.GeneralName] = [x509.DNSName(name)]
     for host in extra_hosts:
         try:
-            alt_names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            alt: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
         except ValueError:
-            alt_names.append(x509.DNSName(host))
+            alt = x509.DNSName(host)
+        if alt not in alt_names:
+            alt_names.append(alt)
     cert = (
         x509.CertificateBuilder()
         .subject_name(
@@ -351,6 +353,12 @@ def issue_certificate(
 
 def write_pem_certificate(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+#: Host names every server certificate (coordinator, parties) from :func:`init_certificates`
+#: carries besides its own name and ``extra_hosts`` (an IP address becomes an IP SAN).
+LOCAL_HOSTS = ("localhost", "127.0.0.1")
+SERVER_ROLES = frozenset({Role.COORDINATOR, Role.PARTY})
 
 
 def init_certificates(
@@ -391,9 +399,10 @@ def init_certificates(
         + [(Role.ADMIN, a) for a in admins]
     )
     for role, name in roles:
-        key, cert = issue_certificate(
-            ca_key, ca_cert, name, role, extra_hosts=extra_hosts, days=days
-        )
+        # Servers also answer to localhost/127.0.0.1, so clients in other languages (grpc-js,
+        # grpcurl) that dial 127.0.0.1 pass hostname verification without an override.
+        hosts = (*extra_hosts, *LOCAL_HOSTS) if role in SERVER_ROLES else extra_hosts
+        key, cert = issue_certificate(ca_key, ca_cert, name, role, extra_hosts=hosts, days=days)
         _write_private(out / f"{name}.key", key)
         write_pem_certificate(out / f"{name}.pem", cert)
         written += [out / f"{name}.pem", out / f"{name}.key"]

@@ -43,6 +43,25 @@ CREATE TABLE IF NOT EXISTS pinned_cohorts (
 );
 """
 
+#: Added later (backward compatible: old rows read as charges that are not pure epsilon-DP,
+#: the conservative reading). A pure epsilon-DP charge records its epsilon in ``pure_units``
+#: and the part of ``rho_units`` that stands for it in ``pure_rho_units``.
+_ADDED_COLUMNS = (
+    ("pure_units", "INTEGER NOT NULL DEFAULT 0"),
+    ("pure_rho_units", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(privacy_ledger)").fetchall()}
+    for name, decl in _ADDED_COLUMNS:
+        if name not in have:
+            try:
+                db.execute(f"ALTER TABLE privacy_ledger ADD COLUMN {name} {decl}")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
+
 
 @dataclass(frozen=True)
 class BudgetStatus:
@@ -60,8 +79,15 @@ class BudgetStatus:
         return dict(self.__dict__)
 
 
-def _cost_from_row(rho_units: int, rdp_text: str) -> dp.PrivacyCost:
-    return dp.PrivacyCost(rho_units=rho_units, rdp_units=tuple(json.loads(rdp_text)))
+def _cost_from_row(
+    rho_units: int, rdp_text: str, pure_units: int = 0, pure_rho_units: int = 0
+) -> dp.PrivacyCost:
+    return dp.PrivacyCost(
+        rho_units=rho_units,
+        rdp_units=tuple(json.loads(rdp_text)),
+        pure_units=pure_units,
+        pure_rho_units=pure_rho_units,
+    )
 
 
 class Ledger:
@@ -74,6 +100,7 @@ class Ledger:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
+            _migrate(self._db)
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the privacy ledger {path}: {exc}") from exc
         self._lock = threading.Lock()
@@ -85,15 +112,27 @@ class Ledger:
     def _spent_locked(self, dataset: str) -> tuple[dp.PrivacyCost, int]:
         total = dp.PrivacyCost()
         rows = self._db.execute(
-            "SELECT rho_units, rdp_units FROM privacy_ledger WHERE dataset = ?", (dataset,)
+            "SELECT rho_units, rdp_units, pure_units, pure_rho_units FROM privacy_ledger "
+            "WHERE dataset = ?",
+            (dataset,),
         ).fetchall()
-        for rho_units, rdp_text in rows:
-            total = total + _cost_from_row(rho_units, rdp_text)
+        for row in rows:
+            total = total + _cost_from_row(*row)
         return total, len(rows)
 
     def spent(self, dataset: str) -> dp.PrivacyCost:
         with self._lock:
             return self._spent_locked(dataset)[0]
+
+    def charged(self, dataset: str, job_id: str) -> dp.PrivacyCost | None:
+        """What ``job_id`` was charged on ``dataset``, or None if it was not."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT rho_units, rdp_units, pure_units, pure_rho_units FROM privacy_ledger "
+                "WHERE dataset = ? AND job_id = ?",
+                (dataset, job_id),
+            ).fetchone()
+        return None if row is None else _cost_from_row(*row)
 
     def charge(
         self,
@@ -126,13 +165,16 @@ class Ledger:
                         )
                     try:
                         self._db.execute(
-                            "INSERT INTO privacy_ledger VALUES (?, ?, ?, ?, ?)",
+                            "INSERT INTO privacy_ledger (dataset, job_id, rho_units, rdp_units, "
+                            "charged_at, pure_units, pure_rho_units) VALUES (?, ?, ?, ?, ?, ?, ?)",
                             (
                                 key,
                                 job_id,
                                 cost.rho_units,
                                 json.dumps(list(cost.rdp_units)),
                                 time.time(),
+                                cost.pure_units,
+                                cost.pure_rho_units,
                             ),
                         )
                     except sqlite3.IntegrityError:

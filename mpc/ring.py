@@ -122,12 +122,19 @@ class Component:
 
     ``per_row`` is the largest magnitude one row can add to this entry, in real units (for a
     clamped sum over ``[lo, hi]`` it is ``max(|lo|, |hi|)``; for a count it is 1).
-    ``name`` says what to change in the error message.
+    ``name`` says what to change in the error message. ``knob`` is the hint when the entry
+    is too large: a template whose ``{}`` receives the largest allowed value of the knob,
+    ``((largest per_row) / knob_scale) ** (1 / knob_power)`` (``per_row = knob_scale *
+    knob ** knob_power``); the default names the column's bounds; ``""`` means no setting
+    of the entry itself helps (only ``frac_bits`` or ``max_rows`` do).
     """
 
     name: str
     per_row: float
     extra: float = 0.0  # additive slack in real units, e.g. a DP noise tail bound
+    knob: str = "narrow the bounds to at most +/-{}"
+    knob_scale: float = 1.0
+    knob_power: float = 1.0
 
 
 def check_headroom(components: Sequence[Component], total_rows: int, frac_bits: int) -> None:
@@ -159,13 +166,30 @@ def check_headroom(components: Sequence[Component], total_rows: int, frac_bits: 
         fitting_bits = [
             f for f in range(frac_bits) if _worst_case(component, total_rows, f) < SIGNED_LIMIT
         ]
-        bits_hint = f"or lower frac_bits to {max(fitting_bits)}, " if fitting_bits else ""
+        hints = []
+        if component.knob and max_abs > 0 and "{}" in component.knob:
+            value = (max_abs / component.knob_scale) ** (1.0 / component.knob_power)
+            hints.append(component.knob.format(f"{_round_down(value):.6g}"))
+        elif component.knob and "{}" not in component.knob:
+            hints.append(component.knob)
+        if fitting_bits:
+            hints.append(f"lower frac_bits to {max(fitting_bits)}")
+        if max_rows >= 1:
+            hints.append(f"lower the parties' max_rows to {max_rows} in total")
+        fix = ", or ".join(hints) if hints else "nothing in this job's settings fits"
         raise QueryError(
             f"{component.name}: the aggregate could wrap the 64-bit ring "
             f"({total_rows} rows x max |value| {component.per_row:g} with {frac_bits} "
-            f"fractional bits). Narrow the bounds to at most +/-{max_abs:.6g}, "
-            f"{bits_hint}or lower the parties' max_rows to {max_rows} in total"
+            f"fractional bits). To fix: {fix[:1].upper()}{fix[1:]}"
         )
+
+
+def _round_down(value: float) -> float:
+    """``value`` rounded down to 6 significant digits (a suggested limit must itself fit)."""
+    if value <= 0 or not math.isfinite(value):
+        return value
+    unit = 10.0 ** (math.floor(math.log10(value)) - 5)
+    return math.floor(value / unit * (1 - 1e-12)) * unit
 
 
 def _worst_case(component: Component, total_rows: int, frac_bits: int) -> int:

@@ -78,12 +78,16 @@ class NoiseOutcome:
     rho_spent: float
     sigma: tuple[float, ...]
     error_bound_95: tuple[float, ...]
+    #: Per value: "exact", "delta-method" or "upper bound" (what sigma is; the 95% bound is
+    #: always a proven bound). Empty: not stated (older records).
+    error_kind: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
             **self.__dict__,
             "sigma": list(self.sigma),
             "error_bound_95": list(self.error_bound_95),
+            "error_kind": list(self.error_kind),
         }
 
 
@@ -92,8 +96,10 @@ class Outcome:
     spec: JobSpec
     labels: list[str]
     values: np.ndarray
-    tolerance: float
+    tolerance: float  # the largest of ``tolerances``
     noise: NoiseOutcome | None = None
+    #: Worst-case fixed-point error per label (:func:`value_tolerances`).
+    tolerances: tuple[float, ...] = ()
 
 
 Progress = Callable[[str, str, float], None]
@@ -135,13 +141,8 @@ class JobRunner:
         selected = self._select(query)
         progress("describe", f"asking {len(selected)} parties for their schemas", 0.05)
         schemas = self._each(selected, lambda link: link.describe(self._budget(deadline)), deadline)
-        spec = self._build_spec(job_id, query, schemas, client)
+        spec, plan = self._precise_spec(job_id, query, schemas, client)
         stat = definition(spec.statistic)
-        plan = plan_noise(spec)
-        # With noise, the proof must also cover the noise's tail (40 sigma: never exceeded).
-        slack = plan.tail_bound() / (1 << spec.frac_bits) if plan else 0.0
-        components = [replace(c, extra=slack) for c in stat.components(spec)]
-        check_headroom(components, spec.total_max_rows, spec.frac_bits)
         self._charge(spec, plan)
         links = self.start_session(spec, progress, deadline)
         try:
@@ -160,8 +161,44 @@ class JobRunner:
         values = stat.finish(spec, decoded)
         if spec.statistic is Statistic.HISTOGRAM and plan is None and self._min_cell_count > 1:
             values = suppress_small_cells(values, self._min_cell_count)
-        noise = _noise_outcome(spec, plan, decoded) if plan else None
-        return Outcome(spec, stat.labels(spec), values, _tolerance(spec), noise)
+        noise = _noise_outcome(spec, plan, decoded, values) if plan else None
+        tolerances = value_tolerances(spec)
+        return Outcome(
+            spec, stat.labels(spec), values, max(tolerances, default=0.0), noise, tolerances
+        )
+
+    def _precise_spec(
+        self,
+        job_id: str,
+        query: Query,
+        schemas: dict[str, list[DatasetInfo]],
+        client: ClientAuth | None = None,
+    ) -> tuple[JobSpec, NoisePlan | None]:
+        """The job spec and its noise plan, with the ring headroom proven (else QueryError).
+
+        When the client gave no ``frac_bits`` (a signed query's ``frac_bits`` is honoured
+        exactly: parties compare), a sum, mean, variance or vector sum gets the most
+        fractional bits whose headroom proof holds, noise tail included, up to
+        :data:`AUTO_FRAC_BITS_MAX` (:data:`AUTO_FRAC_BITS_MAX_DP` with DP, where the noise
+        dwarfs the rounding), and never fewer than the coordinator's default: a spec the
+        default cannot prove is refused with the default's message, as before. Counts and
+        histograms are exact at any setting and keep the default. Every party re-proves the
+        chosen spec itself.
+        """
+        if query.frac_bits is not None or query.statistic not in _PRECISION_STATISTICS:
+            spec = self._build_spec(job_id, query, schemas, client)
+            return spec, _prove_headroom(spec)
+        default = self._default_frac_bits
+        cap = AUTO_FRAC_BITS_MAX_DP if query.noise is not NoiseMode.NONE else AUTO_FRAC_BITS_MAX
+        last: QueryError | None = None
+        for bits in range(max(cap, default), default - 1, -1):
+            spec = self._build_spec(job_id, replace(query, frac_bits=bits), schemas, client)
+            try:
+                return spec, _prove_headroom(spec)
+            except QueryError as exc:
+                last = exc
+        assert last is not None
+        raise last
 
     def start_session(self, spec: JobSpec, progress: Progress, deadline: float) -> list[PartyLink]:
         """Setup and key agreement with every participant; aborts them all on failure.
@@ -195,7 +232,8 @@ class JobRunner:
         if budget is not None and plan is None:
             raise PrivacyBudgetError(
                 f"coordinator: dataset {spec.dataset!r} has a privacy budget: only "
-                "differentially private queries may read it (pass --epsilon)"
+                "differentially private queries may read it (give an epsilon: --epsilon, or "
+                "epsilon= in Python)"
             )
         if plan is not None and self._ledger is not None:
             self._ledger.charge(
@@ -242,6 +280,7 @@ class JobRunner:
         bounds: list[ColumnBound] = []
         for column in columns:
             declared: set[tuple[float | None, float | None]] = set()
+            undeclared: list[str] = []  # parties that declare no bounds for the column
             for pid, info in datasets.items():
                 schema = next((c for c in info.columns if c.name == column), None)
                 if schema is None:
@@ -249,6 +288,8 @@ class JobRunner:
                         f"unknown column {column!r} in dataset {query.dataset!r} at party {pid!r}"
                     )
                 declared.add((schema.lo, schema.hi))
+                if schema.lo is None or schema.hi is None:
+                    undeclared.append(pid)
             lo, hi = next(iter(declared))
             if query.statistic is Statistic.HISTOGRAM:
                 # Values are clamped into the first/last bin: the edges are the bounds.
@@ -257,14 +298,21 @@ class JobRunner:
                 bounds.append(given[column])
             elif len(declared) == 1 and lo is not None and hi is not None:
                 bounds.append(ColumnBound(column, lo, hi))
+            elif len(declared) > 1 and undeclared:
+                raise QueryError(
+                    f"party {', '.join(sorted(undeclared))} declares no bounds for column "
+                    f"{column!r} (other parties do); give bounds in the query (CLI: --bounds "
+                    "LO:HI; Python: bounds=)"
+                )
             elif len(declared) > 1:
                 raise QueryError(
-                    f"parties declare different bounds for column {column!r}; pass --bounds LO:HI"
+                    f"parties declare different bounds for column {column!r}; give bounds in "
+                    "the query (CLI: --bounds LO:HI; Python: bounds=)"
                 )
             else:
                 raise QueryError(
-                    f"no bounds for column {column!r}: pass --bounds LO:HI or declare lo/hi in "
-                    "the parties' dataset schema"
+                    f"no bounds for column {column!r}: give bounds in the query (CLI: --bounds "
+                    "LO:HI; Python: bounds=) or declare lo/hi in the parties' dataset schema"
                 )
         lengths = {d.vector_length for d in datasets.values()}
         if wanted_kind == "vector" and len(lengths) != 1:
@@ -364,6 +412,25 @@ class JobRunner:
             self._pool.submit(link.abort, job_id, reason, 2.0)
 
 
+#: The most fractional bits a query without ``frac_bits`` gets (precision ~1e-12), and with
+#: differential privacy (where the noise is far above the rounding anyway).
+AUTO_FRAC_BITS_MAX = 40
+AUTO_FRAC_BITS_MAX_DP = 24
+_PRECISION_STATISTICS = frozenset(
+    {Statistic.SUM, Statistic.MEAN, Statistic.VARIANCE, Statistic.VECTOR_SUM}
+)
+
+
+def _prove_headroom(spec: JobSpec) -> NoisePlan | None:
+    """The spec's noise plan, after proving no aggregate can wrap (what every party re-proves):
+    with noise, the proof also covers the noise's tail (40 sigma: never exceeded)."""
+    plan = plan_noise(spec)
+    slack = plan.tail_bound() * resolution(spec.frac_bits) if plan else 0.0
+    components = [replace(c, extra=slack) for c in definition(spec.statistic).components(spec)]
+    check_headroom(components, spec.total_max_rows, spec.frac_bits)
+    return plan
+
+
 def _mirror_policies(query: Query, datasets: Mapping[str, DatasetInfo]) -> None:
     """Refuse early what the parties would refuse from their published status and policy.
 
@@ -384,7 +451,7 @@ def _mirror_policies(query: Query, datasets: Mapping[str, DatasetInfo]) -> None:
         if info.participation == "dp-only" and not dp:
             raise QueryError(
                 f"dataset {query.dataset!r} is dp-only at party {pid!r}: every release must be "
-                "differentially private (pass --epsilon)"
+                "differentially private (give an epsilon: --epsilon, or epsilon= in Python)"
             )
         if info.participation == "cohort" and info.cohort and list(info.cohort) != parties:
             raise QueryError(
@@ -415,8 +482,24 @@ def suppress_small_cells(counts: np.ndarray, min_count: int) -> np.ndarray:
     return np.where(small, np.nan, counts)
 
 
-def _noise_outcome(spec: JobSpec, plan: NoisePlan, decoded: np.ndarray) -> NoiseOutcome:
-    """Noise scale and a 95% error bound per released value, in data units."""
+#: What a reported sigma / error bound is (``NoiseOutcome.error_kind``).
+EXACT = "exact"  # the noise's own distribution: sigma is its standard deviation
+DELTA_METHOD = "delta-method"  # first-order propagation of every noise through a ratio
+UPPER_BOUND = "upper bound"  # a proven bound on the error's scale, not an estimate
+
+
+def _noise_outcome(
+    spec: JobSpec, plan: NoisePlan, decoded: np.ndarray, released: np.ndarray | None = None
+) -> NoiseOutcome:
+    """Noise sigma, a 95% error bound and what kind of number they are, per released value.
+
+    ``decoded`` is the noisy revealed vector and ``released`` the values returned; using them
+    is post-processing of the noisy release (no privacy cost). Sums, counts and histograms
+    carry one noise each: sigma is its exact standard deviation (``exact``). Means and
+    variances are ratios of noisy sums: sigma propagates *every* noise, the count's included,
+    to first order at the released point (``delta-method``). The 95% bounds are proven
+    (exact tails, or a union bound over the noises for ratios) either way.
+    """
     scale = float(1 << spec.frac_bits)
     privacy = plan.privacy
 
@@ -426,13 +509,22 @@ def _noise_outcome(spec: JobSpec, plan: NoisePlan, decoded: np.ndarray) -> Noise
             return float(group.laplace_scale) * math.log(2 / float(1 - confidence))
         return dp.error_bound(plan.total_variance(group), confidence)
 
+    def sd(group: NoiseGroup) -> float:
+        if group.laplace_scale is not None:
+            # Discrete Laplace, P(k) ~ exp(-|k|/t): variance 2p/(1-p)^2 with p = exp(-1/t).
+            inv_t = 1 / float(group.laplace_scale)
+            return math.sqrt(2 * math.exp(-inv_t)) / -math.expm1(-inv_t) / scale
+        return math.sqrt(float(plan.total_variance(group))) / scale
+
     sigmas: list[float] = []
     bounds: list[float] = []
+    kinds: list[str] = []
     if spec.statistic is Statistic.HISTOGRAM:
         # Every bin gets the same noise: one sigma and one error bound (per bin).
         (bins,) = plan.groups
-        sigmas.append(math.sqrt(float(plan.total_variance(bins))) / scale)
+        sigmas.append(sd(bins))
         bounds.append(bound(bins, Fraction(95, 100)) / scale)
+        kinds.append(EXACT)
     elif spec.statistic is Statistic.VARIANCE:
         centred, squares, count = plan.groups
         # Three noises, each within its 98.33% bound (union bound: 95% together). The error of
@@ -442,31 +534,40 @@ def _noise_outcome(spec: JobSpec, plan: NoisePlan, decoded: np.ndarray) -> Noise
         e2 = bound(squares, 1 - third * Fraction(5, 100)) / scale
         e_n = bound(count, 1 - third * Fraction(5, 100)) / scale
         noisy_n = max(2.0, float(decoded[-1]))
-        s1 = math.sqrt(float(plan.total_variance(centred))) / scale
-        s2 = math.sqrt(float(plan.total_variance(squares))) / scale
-        s_n = math.sqrt(float(plan.total_variance(count))) / scale
-        for column in spec.columns:
+        s1, s2, s_n = sd(centred), sd(squares), sd(count)
+        for i, column in enumerate(spec.columns):
             half = (column.hi - column.lo) / 2
+            # V = (S2 - S1^2/n)/(n-1): dV/dS2 = 1/(n-1), dV/dS1 = -2 c/(n-1) with c = S1/n the
+            # centred mean, dV/dn = (c^2 - V)/(n-1); c from the noisy S1, V the released value.
+            c = min(half, abs(float(decoded[i]) / noisy_n))
+            v = float(released[i]) if released is not None else half * half
             sigmas.append(
-                math.sqrt(s2**2 + (2 * half * s1) ** 2 + (half * half * s_n) ** 2) / (noisy_n - 1)
+                math.sqrt(s2**2 + (2 * c * s1) ** 2 + ((c * c - v) * s_n) ** 2) / (noisy_n - 1)
             )
             worst = e2 + 2 * half * e1 + e1 * e1 / noisy_n + half * half * e_n
             bounds.append(min(half * half, worst / max(1.0, noisy_n - 1 - e_n)))
+            kinds.append(DELTA_METHOD)
     elif spec.statistic is Statistic.MEAN:
         sums, count = plan.groups
         noisy_n = max(1.0, float(decoded[-1]))
         # Both noises within their 97.5% bounds (union bound: 95% together).
         e_sum = bound(sums, Fraction(975, 1000)) / scale
         e_count = bound(count, Fraction(975, 1000)) / scale
-        for column in spec.columns:
+        s_sum, s_count = sd(sums), sd(count)
+        for i, column in enumerate(spec.columns):
             half = (column.hi - column.lo) / 2
-            sigmas.append(math.sqrt(float(plan.total_variance(sums))) / scale / noisy_n)
+            # m + S/n: dM/dS = 1/n, dM/dn = -(S/n)/n; S/n (the centred mean) from the noisy
+            # centred sum, at most h in magnitude.
+            c = min(half, abs(float(decoded[i]) / noisy_n))
+            sigmas.append(math.sqrt(s_sum**2 + (c * s_count) ** 2) / noisy_n)
             bounds.append((e_sum + half * e_count) / max(1.0, noisy_n - e_count))
+            kinds.append(DELTA_METHOD)
     else:
         for group in plan.groups:
             for _ in range(group.start, group.stop):
-                sigmas.append(math.sqrt(float(plan.total_variance(group))) / scale)
+                sigmas.append(sd(group))
                 bounds.append(bound(group, Fraction(95, 100)) / scale)
+                kinds.append(EXACT)
     at_delta = privacy.delta if privacy.delta > 0 else 1e-12
     return NoiseOutcome(
         noise=privacy.noise.value,
@@ -474,29 +575,82 @@ def _noise_outcome(spec: JobSpec, plan: NoisePlan, decoded: np.ndarray) -> Noise
         delta=privacy.delta,
         epsilon_spent=float(plan.cost.epsilon(at_delta))
         if privacy.delta > 0
-        else float(
-            sum(
-                dp.epsilon_discrete_laplace(g.sensitivity, g.laplace_scale or 1)
-                for g in plan.groups
-            )
-        ),
+        else float(plan.cost.pure_epsilon_total),
         rho_spent=float(plan.cost.rho),
         sigma=tuple(sigmas),
         error_bound_95=tuple(bounds),
+        error_kind=tuple(kinds),
     )
 
 
+#: float64's relative rounding, doubled (generous): decoding and post-processing in floats.
+_FLOAT_EPS = 2.0**-52
+
+
+def value_tolerances(spec: JobSpec) -> tuple[float, ...]:
+    """Worst-case fixed-point error of each released value, one per label, from public
+    limits only (the spec's bounds, ``frac_bits`` and row limits). Rounding noise (DP) is
+    reported separately (:class:`NoiseOutcome`)."""
+    return _tolerances_of(
+        spec.statistic,
+        [(b.lo, b.hi) for b in spec.columns],
+        spec.frac_bits,
+        spec.total_max_rows,
+        len(spec.participants),
+    )
+
+
+def _tolerances_of(
+    statistic: Statistic,
+    bounds: Sequence[tuple[float, float]],
+    frac_bits: int,
+    total_rows: int,
+    parties: int,
+) -> tuple[float, ...]:
+    half_step = resolution(frac_bits) / 2
+    if statistic in (Statistic.COUNT, Statistic.HISTOGRAM):
+        return (0.0,)  # counts are exact; one label
+    if statistic is Statistic.VARIANCE:
+        # (S2 - S1^2/n)/(n-1) with |dS1|, |dS2| <= n half_step, |S1/n| <= h and n/(n-1) <= 2
+        # (n >= 2); float rounding of S2 and S1^2/n (each at most n h^2) adds <= 32 u h^2.
+        out = []
+        for lo, hi in bounds:
+            half = (hi - lo) / 2
+            out.append(half_step * (2 + 4 * half + 2 * half_step) + 16 * _FLOAT_EPS * half * half)
+        return tuple(out)
+    if statistic is Statistic.MEAN:
+        return tuple(half_step + 4 * _FLOAT_EPS * max(abs(lo), abs(hi)) for lo, hi in bounds)
+    if statistic is Statistic.VECTOR_SUM:
+        (lo, hi), *_ = bounds
+        return (parties * half_step + 2 * _FLOAT_EPS * parties * max(abs(lo), abs(hi)),)
+    if statistic is Statistic.SUM:
+        return tuple(
+            total_rows * (half_step + 2 * _FLOAT_EPS * max(abs(lo), abs(hi))) for lo, hi in bounds
+        )
+    return (total_rows * half_step,) * max(1, len(bounds))
+
+
+def tolerances_from_spec_json(spec: Mapping[str, object]) -> tuple[float, ...]:
+    """:func:`value_tolerances` of a stored job spec (its canonical JSON); () for training
+    jobs or a spec that cannot be read (callers fall back to the single tolerance)."""
+    try:
+        statistic = Statistic(str(spec["statistic"]))
+        if statistic is Statistic.TRAIN:
+            return ()
+        columns = spec["columns"]
+        participants = spec["participants"]
+        assert isinstance(columns, list) and isinstance(participants, list)
+        return _tolerances_of(
+            statistic,
+            [(float(c["lo"]), float(c["hi"])) for c in columns],
+            int(spec["frac_bits"]),  # type: ignore[call-overload]
+            sum(int(p["max_rows"]) for p in participants),
+            len(participants),
+        )
+    except (KeyError, TypeError, ValueError, AssertionError):
+        return ()
+
+
 def _tolerance(spec: JobSpec) -> float:
-    """Worst-case fixed-point error of each released value (from public limits only)."""
-    half_step = resolution(spec.frac_bits) / 2
-    if spec.statistic in (Statistic.COUNT, Statistic.HISTOGRAM):
-        return 0.0
-    if spec.statistic is Statistic.VARIANCE:
-        # (S2 - S1^2/n)/(n-1) with |dS1|, |dS2| <= n half_step and n/(n-1) <= 2 (n >= 2).
-        half = max((b.hi - b.lo) / 2 for b in spec.columns)
-        return half_step * (2 + 4 * half + 2 * half_step)
-    if spec.statistic is Statistic.MEAN:
-        return half_step
-    if spec.statistic is Statistic.VECTOR_SUM:
-        return len(spec.participants) * half_step
-    return spec.total_max_rows * half_step
+    """The largest per-value tolerance (the single number older clients read)."""
+    return max(value_tolerances(spec), default=0.0)

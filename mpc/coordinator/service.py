@@ -210,6 +210,13 @@ class CoordinatorService:
             worker.join(max(0.0, deadline - time.monotonic()))
         self._calls.shutdown(wait=False, cancel_futures=True)
 
+    def close_stores(self) -> None:
+        """Close the job store and ledger (checkpointing their write-ahead log); after
+        close(), when the process is about to exit."""
+        self._store.close()
+        if self._ledger is not None:
+            self._ledger.close()
+
     # --- jobs --------------------------------------------------------------------------
 
     def submit(
@@ -260,8 +267,10 @@ class CoordinatorService:
                 submitted_by,
             )
             self._queue.put(submitted_by, (job_id, query, submitted_by))
-        except BaseException:
+        except BaseException as exc:
             self._release(submitted_by)
+            if isinstance(exc, MpcError) and self._store.owner(job_id) is not None:
+                self._fail(job_id, f"not queued: {exc}", str(exc))  # never pending forever
             raise
         return job_id
 
@@ -306,6 +315,14 @@ class CoordinatorService:
         if events:
             events.append(JobEvent(job_id, state, stage, message, progress))
 
+    def _fail(self, job_id: str, error: str, message: str) -> None:
+        """Mark a job failed; watchers learn it even when the job store cannot be written."""
+        try:
+            self._store.fail(job_id, error)
+        except MpcError as exc:  # e.g. disk full: the next start marks the job failed
+            log.error("job %s: cannot record its failure: %s", job_id, exc)
+        self._emit(job_id, JobState.FAILED, "failed", message, 1.0, persist=False)
+
     def _take_auth(self, job_id: str) -> ClientAuth | None:
         with self._lock:
             return self._auth.pop(job_id, None)
@@ -335,12 +352,12 @@ class CoordinatorService:
             self._emit(job_id, JobState.SUCCEEDED, "done", "result revealed", 1.0, persist=False)
             log.info("job %s: succeeded with %d parties", job_id, len(outcome.spec.party_ids))
         except MpcError as exc:
-            self._store.fail(job_id, str(exc))
-            self._emit(job_id, JobState.FAILED, "failed", str(exc), 1.0)
+            self._fail(job_id, str(exc), str(exc))
             log.warning("job %s: failed: %s", job_id, exc)
         except Exception as exc:  # never leak the text of an unexpected error: it may quote data
-            self._store.fail(job_id, f"internal error ({type(exc).__name__})")
-            self._emit(job_id, JobState.FAILED, "failed", "internal coordinator error", 1.0)
+            self._fail(
+                job_id, f"internal error ({type(exc).__name__})", "internal coordinator error"
+            )
             log.error("job %s: internal error %s", job_id, type(exc).__name__)
         finally:
             # Keep the in-memory log a while so late watchers still see the end, then drop it.

@@ -11,13 +11,15 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 
-from mpc.errors import ConfigError
+from mpc.errors import ConfigError, TransportError
 
 
 class JobState(StrEnum):
@@ -123,22 +125,44 @@ class JobStore:
             raise ConfigError(f"cannot open the coordinator database {path}: {exc}") from exc
         self._lock = threading.Lock()
         with self._lock:
-            # 64 KiB pages: a 10^6-value result is an 8 MiB blob, written as 16x fewer
-            # overflow pages. Takes effect for a new database only (must precede WAL).
-            self._db.execute("PRAGMA page_size=65536")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
-            if "model" not in columns:  # databases from before training jobs
-                self._db.execute("ALTER TABLE jobs ADD COLUMN model TEXT")
+            try:
+                # 64 KiB pages: a 10^6-value result is an 8 MiB blob, written as 16x fewer
+                # overflow pages. Takes effect for a new database only (must precede WAL).
+                self._db.execute("PRAGMA page_size=65536")
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(_SCHEMA)
+                columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+                if "model" not in columns:  # databases from before training jobs
+                    self._db.execute("ALTER TABLE jobs ADD COLUMN model TEXT")
+            except sqlite3.Error as exc:  # e.g. not a database, or corrupt
+                self._db.close()
+                raise ConfigError(
+                    f"cannot open the coordinator database {path}: {exc} (restore it from a "
+                    "backup or move it aside to start with an empty job history)"
+                ) from exc
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Hold the lock for a write; a failed write (disk full, read-only, I/O error) is an
+        MpcError naming the database, not a bare sqlite3 error (an INTERNAL to clients)."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                raise TransportError(
+                    f"the coordinator cannot write its job database: {exc}"
+                ) from exc
 
     def close(self) -> None:
+        """Fold the write-ahead log into the database so no -wal/-shm files stay behind."""
         with self._lock:
+            with suppress(sqlite3.Error):  # closing still checkpoints when it can
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
 
     def fail_unfinished(self, reason: str) -> int:
-        with self._lock:
+        with self._writing():
             cursor = self._db.execute(
                 "UPDATE jobs SET state=?, error=?, finished_at=? WHERE state IN (?, ?)",
                 (JobState.FAILED, reason, time.time(), JobState.PENDING, JobState.RUNNING),
@@ -146,7 +170,7 @@ class JobStore:
             return cursor.rowcount
 
     def create(self, record: JobRecord) -> None:
-        with self._lock:
+        with self._writing():
             self._db.execute(
                 "INSERT INTO jobs (job_id, state, query, submitted_by, created_at) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -162,14 +186,14 @@ class JobStore:
     def progress(
         self, job_id: str, state: JobState, stage: str, message: str, progress: float
     ) -> None:
-        with self._lock:
+        with self._writing():
             self._db.execute(
                 "UPDATE jobs SET state=?, stage=?, message=?, progress=? WHERE job_id=?",
                 (state, stage, message, progress, job_id),
             )
 
     def set_spec(self, job_id: str, spec: dict[str, object], parties: list[str]) -> None:
-        with self._lock:
+        with self._writing():
             self._db.execute(
                 "UPDATE jobs SET spec=?, parties=? WHERE job_id=?",
                 (json.dumps(spec), json.dumps(parties), job_id),
@@ -183,7 +207,7 @@ class JobStore:
         tolerance: float,
         privacy: dict[str, object] | None = None,
     ) -> None:
-        with self._lock:
+        with self._writing():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
@@ -208,7 +232,7 @@ class JobStore:
                 raise
 
     def fail(self, job_id: str, error: str) -> None:
-        with self._lock:
+        with self._writing():
             self._db.execute(
                 "UPDATE jobs SET state=?, error=?, finished_at=? WHERE job_id=?",
                 (JobState.FAILED, error, time.time(), job_id),
@@ -216,7 +240,7 @@ class JobStore:
 
     def save_round(self, job_id: str, round_no: int, state: dict[str, object]) -> None:
         """Persist the model after a completed training round (durable before the next)."""
-        with self._lock:
+        with self._writing():
             self._db.execute(
                 "INSERT OR REPLACE INTO training_rounds VALUES (?, ?, ?)",
                 (job_id, round_no, json.dumps(state)),
@@ -231,7 +255,7 @@ class JobStore:
         return json.loads(row[0]) if row else None
 
     def set_model(self, job_id: str, model: dict[str, object]) -> None:
-        with self._lock:
+        with self._writing():
             self._db.execute("UPDATE jobs SET model=? WHERE job_id=?", (json.dumps(model), job_id))
 
     def model(self, job_id: str) -> dict[str, object] | None:

@@ -18,6 +18,7 @@ to every ledger before round 1; a resumed run charges only the rounds it still p
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from mpc import training as tr
-from mpc.coordinator.jobs import JobRunner, NoiseOutcome, Progress, Query
+from mpc.coordinator.jobs import UPPER_BOUND, JobRunner, NoiseOutcome, Progress, Query
 from mpc.errors import MpcError, QueryError
 from mpc.protocol.rounds import MAX_WEIGHT, schedule_of
 from mpc.protocol.spec import ClientAuth, JobSpec, Method, Standardise
@@ -42,6 +43,12 @@ class TrainState:
     weights: list[float]
     scaling: dict[str, object]
     curve: list[dict[str, float]] = field(default_factory=list)
+    #: The gradient step in use (0 in states written before it was stored).
+    step: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+    #: The earlier jobs whose rounds this model continues (oldest first), for the total
+    #: privacy spent by all runs.
+    prior_jobs: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -53,6 +60,9 @@ class TrainState:
             weights=[float(v) for v in data["weights"]],  # type: ignore[attr-defined]
             scaling=dict(data["scaling"]),  # type: ignore[call-overload]
             curve=list(data.get("curve", [])),  # type: ignore[call-overload]
+            step=float(data.get("step", 0.0)),  # type: ignore[arg-type]
+            warnings=[str(v) for v in data.get("warnings", [])],  # type: ignore[attr-defined]
+            prior_jobs=[str(v) for v in data.get("prior_jobs", [])],  # type: ignore[attr-defined]
         )
 
 
@@ -81,6 +91,16 @@ def _scaling_from_json(data: dict[str, object]) -> tr.Scaling:
     )
 
 
+#: The automatic ``frac_bits`` search stops here: each party encodes its float sums once, so
+#: a decoded sum is off by at most ``parties * 2^-11`` (5e-4 per party) before it is divided
+#: by the row count; with DP the noise is far larger. ``--frac-bits`` may go lower still.
+MIN_AUTO_FRAC_BITS = 10
+#: A noise-free run stops as diverged after this many consecutive rounds of rising loss.
+RISING_ROUNDS = 3
+#: Unregularised logistic weights (standardised) beyond this, still growing, mean separation.
+SEPARATION_WEIGHT = 10.0
+
+
 def _build(
     runner: JobRunner,
     job_id: str,
@@ -90,7 +110,11 @@ def _build(
 ) -> tuple[JobSpec, NoisePlan | None]:
     """The job spec with the most fractional bits whose headroom is proven (<= 30; DP <= 20)."""
     cap = 20 if query.epsilon else 30
-    candidates = [query.frac_bits] if query.frac_bits else list(range(cap, 15, -1))
+    candidates = (
+        [query.frac_bits]
+        if query.frac_bits is not None
+        else list(range(cap, MIN_AUTO_FRAC_BITS - 1, -1))
+    )
     last: QueryError | None = None
     for bits in candidates:
         spec = runner._build_spec(job_id, replace(query, frac_bits=bits), schemas, client)  # type: ignore[arg-type]
@@ -129,6 +153,13 @@ def train(
     progress("describe", f"asking {len(selected)} parties for their schemas", 0.02)
     schemas = runner._each(selected, lambda link: link.describe(runner._budget(deadline)), deadline)
     spec, plan = _build(runner, job_id, query, schemas, client)  # type: ignore[arg-type]
+    prior_jobs = _prior_jobs(query, resume)
+    if checkpoint is not None and prior_jobs:
+        own_checkpoint = checkpoint
+
+        def checkpoint(state: TrainState) -> None:
+            own_checkpoint(replace(state, prior_jobs=prior_jobs))
+
     # Privacy first: the whole run (all planned rounds) is charged before round 1; the parties
     # charge their own ledgers at setup, before reading any data.
     runner._charge(spec, plan)
@@ -150,11 +181,18 @@ def train(
 
     stopped = "rounds"
     evaluation: dict[str, float | None] | None = None
+    warnings: list[str] = list(resume.warnings) if resume else []
+    step = 0.0
+    # Without noise (no DP, no row sampling) gradient descent with a stable step lowers the
+    # revealed loss every round: a rise beyond the fixed-point rounding means the step is too
+    # large (or, for Newton, the problem is ill-posed).
+    noise_free = plan is None and t.batch_rate == 0
     try:
         gram = None
         if resume is not None:
             scaling = _scaling_from_json(resume.scaling)
             w = np.asarray(resume.weights, dtype=np.float64)
+            step = resume.step
         else:
             w = np.zeros(s.p)
             scaling = tr.bounds_scaling(spec)
@@ -165,15 +203,22 @@ def train(
                 gram = tr.raw_gram(spec, scaled)
                 if t.standardise is Standardise.SECURE:
                     scaling, _ = tr.moments_scaling(s.d, gram)
+                    warnings += tr.clamp_warnings(spec, scaling, gram)
+        if step <= 0 or t.lr > 0:
+            # lr 0 in the signed spec: the coordinator's own safe step (1 / curvature bound,
+            # from the round-0 Gram when there is one); an explicit lr is used as given.
+            step = tr.auto_step(spec, scaling, gram)
         if t.method is Method.CLOSED_FORM:
             assert gram is not None
             w, _ = tr.closed_form(gram, s.d, scaling, t.l2)
             done, stopped = total, "closed_form"
             if checkpoint:
-                checkpoint(TrainState(done, w.tolist(), scaling.to_json(), curve))
+                checkpoint(TrainState(done, w.tolist(), scaling.to_json(), curve, step, warnings))
         else:
             n_sum, n_count = 0.0, 0
             length = tr.step_length(spec)
+            rising = 0
+            previous: tuple[np.ndarray, np.ndarray, float] | None = None  # w, grad, loss
             for _ in range(t.rounds):
                 started = time.perf_counter()
                 try:
@@ -198,24 +243,51 @@ def train(
                 norm = float(np.linalg.norm(grad))
                 ms = 1000 * (time.perf_counter() - started)
                 curve.append(
-                    {"round": done + 1, "loss": loss, "grad_norm": norm, "rows": n_round, "ms": ms}
+                    {
+                        "round": done + 1,
+                        "loss": loss,
+                        "grad_norm": norm,
+                        "rows": n_round,
+                        "ms": ms,
+                        "weight_norm": float(np.linalg.norm(w[1:])),
+                    }
                 )
-                if norm < t.tol:
-                    stopped = "tol"
-                    break
-                if t.method is Method.NEWTON:
-                    w = w - tr.newton_step(grad, vals[s.p + 2 :], n, t.l2)
+                if noise_free and float(vals[s.p + 1]) / n >= 0.5 * tr.loss_bound(spec):
+                    # A sane model stays far below the per-example loss clamp; at it, the
+                    # clamps (and the clip) hide how far the model has diverged.
+                    raise QueryError(_diverged(spec, curve, step, gram, scaling, at_bound=True))
+                # Twice the worst rounding of a decoded loss, with a margin.
+                slack = 1e-9 * abs(loss) + 4 * len(spec.party_ids) * resolution(f) / n
+                rose = noise_free and previous is not None and loss > previous[2] + slack
+                if rose and t.lr == 0 and t.method is Method.GD and previous is not None:
+                    # Automatic step: backtrack to the previous model with half the step.
+                    step /= 2
+                    w = previous[0] - step * previous[1]
+                    curve[-1]["rejected"] = 1.0
                 else:
-                    w = w - t.lr * grad
+                    rising = rising + 1 if rose else 0
+                    if rising >= RISING_ROUNDS:
+                        raise QueryError(_diverged(spec, curve, step, gram, scaling))
+                    if norm < t.tol:
+                        stopped = "tol"
+                        break
+                    previous = (w, grad, loss)
+                    if t.method is Method.NEWTON:
+                        w = w - tr.newton_step(grad, vals[s.p + 2 :], n, t.l2)
+                    else:
+                        w = w - step * grad
+                curve[-1]["lr"] = step
                 if not np.all(np.isfinite(w)) or float(np.max(np.abs(w))) > MAX_WEIGHT:
                     # Parties refuse such a model anyway (a public check of the round input).
                     raise QueryError(
                         f"training diverged in round {done + 1}: a model weight exceeds "
-                        f"{MAX_WEIGHT:g}; lower lr (now {t.lr:g}) or add l2"
+                        f"{MAX_WEIGHT:g}; {_divergence_fix(spec, step)}"
                     )
                 done += 1
                 if checkpoint:
-                    checkpoint(TrainState(done, w.tolist(), scaling.to_json(), curve))
+                    checkpoint(
+                        TrainState(done, w.tolist(), scaling.to_json(), curve, step, warnings)
+                    )
                 progress(
                     "round",
                     f"round {done}/{total} loss {loss:.6g}",
@@ -225,12 +297,19 @@ def train(
             progress("evaluate", "secure sums of the evaluation counts", 0.95)
             values = collect(tr.round_input(tr.KIND_EVAL, scaling, w), tr.EVAL_LENGTH)
             evaluation = tr.metrics(t.model, values)
+        if noise_free and t.method is not Method.CLOSED_FORM:
+            _check_not_worse(spec, curve, step, gram, scaling)
+        warnings += _separation_warnings(spec, curve, evaluation, w)
     except BaseException:
         runner.close_session(spec, links, "job failed")
         raise
     runner.close_session(spec, links, "job finished")
     intercept, coef = tr.to_original(w, scaling)
-    noise = _noise_outcome(spec, plan, s.p) if plan is not None else None
+    noise = (
+        _noise_outcome(spec, plan, scaling, curve, step, t.start_round)
+        if plan is not None
+        else None
+    )
     model: dict[str, object] = {
         "format": "mpc-model/1",
         "model": t.model.value,
@@ -244,8 +323,10 @@ def train(
         "original_scale": {"intercept": intercept, "coefficients": coef.tolist()},
         "rounds": done,
         "stopped": stopped,
+        "warnings": warnings,
         "hyperparameters": {
             "lr": t.lr,
+            "step": step,
             "l2": t.l2,
             "clip": t.clip,
             "batch_rate": t.batch_rate,
@@ -254,7 +335,7 @@ def train(
         },
         "curve": curve,
         "evaluation": evaluation,
-        "privacy": noise.to_json() if noise else None,
+        "privacy": _run_privacy(runner, spec, plan, noise, prior_jobs) if noise else None,
         "frac_bits": f,
         "job_id": job_id,
         "resumed_from": query.resume_from or None,
@@ -265,18 +346,200 @@ def train(
     return TrainOutcome(spec, labels, values, resolution(f), model, noise)
 
 
-def _noise_outcome(spec: JobSpec, plan: NoisePlan, p: int) -> NoiseOutcome:
+def _prior_jobs(query: Query, resume: TrainState | None) -> list[str]:
+    """The earlier runs of a resumed job, oldest first (empty for a fresh run)."""
+    if resume is None or not query.resume_from:
+        return []
+    return [*resume.prior_jobs, query.resume_from]
+
+
+def _divergence_fix(spec: JobSpec, step: float) -> str:
+    t = spec.training
+    assert t is not None
+    if t.model.value == "logistic" and t.l2 == 0:
+        return (
+            "the classes may be (quasi-)separable, so the unregularised weights grow without "
+            "bound: add --l2 (e.g. 0.01)"
+            + ("" if t.method is Method.NEWTON else f", or lower --lr (now {step:g})")
+        )
+    if t.method is Method.NEWTON:
+        return "add --l2 (e.g. 0.01)"
+    if t.lr > 0:
+        return f"lower --lr (now {t.lr:g}), or omit --lr for an automatic safe step, or add --l2"
+    return "add --l2 or set --clip"
+
+
+def _diverged(
+    spec: JobSpec,
+    curve: list[dict[str, float]],
+    step: float,
+    gram: np.ndarray | None,
+    scaling: tr.Scaling,
+    at_bound: bool = False,
+) -> str:
+    t = spec.training
+    assert t is not None
+    best = min(curve, key=lambda c: c["loss"])
+    last = curve[-1]
+    stable = ""
+    if t.method is Method.GD:
+        bound = tr.curvature_bound(spec, scaling, gram)
+        kind = "largest stable step" if gram is not None else "a provably stable step"
+        stable = (
+            f" (the {kind} for this data is about {2 / bound:.3g}; {1 / bound:.3g} is safe)"
+            if gram is not None
+            else f" ({kind} here is {1 / bound:.3g})"
+        )
+    if at_bound:
+        what = (
+            f"the mean per-example loss reached {last['loss']:.6g} in round "
+            f"{int(last['round'])}, half its clamp {tr.loss_bound(spec):g}"
+        )
+    else:
+        what = (
+            f"the loss rose from {best['loss']:.6g} (round {int(best['round'])}) to "
+            f"{last['loss']:.6g} (round {int(last['round'])})"
+        )
+    return (
+        f"training diverged: {what} with step {step:g}{stable}; "
+        f"{_divergence_fix(spec, step)}. No model was returned"
+    )
+
+
+def _check_not_worse(
+    spec: JobSpec,
+    curve: list[dict[str, float]],
+    step: float,
+    gram: np.ndarray | None,
+    scaling: tr.Scaling,
+) -> None:
+    """Refuse to return a model whose loss ends rising, 5% above the best seen (diverging)."""
+    if len(curve) < 2:
+        return
+    last = curve[-1]["loss"]
+    best = min(c["loss"] for c in curve)
+    if last > best * 1.05 + 1e-12 and last > curve[-2]["loss"]:
+        raise QueryError(_diverged(spec, curve, step, gram, scaling))
+
+
+def _separation_warnings(
+    spec: JobSpec,
+    curve: list[dict[str, float]],
+    evaluation: dict[str, float | None] | None,
+    w: np.ndarray,
+) -> list[str]:
+    t = spec.training
+    assert t is not None
+    if t.model.value != "logistic" or t.l2 > 0 or t.method is Method.CLOSED_FORM:
+        return []
+    accuracy = (evaluation or {}).get("train_accuracy")
+    if accuracy is not None and accuracy >= 1.0:
+        return [
+            "complete separation: the model classifies every training row correctly, so the "
+            "unregularised logistic weights have no finite optimum and grow with every round "
+            "(their values, and the probabilities, are not meaningful); add --l2"
+        ]
+    norms = [c.get("weight_norm", 0.0) for c in curve[-4:]]
+    growing = len(norms) >= 4 and all(b > a for a, b in itertools.pairwise(norms))
+    if growing and float(np.max(np.abs(w[1:]), initial=0.0)) > SEPARATION_WEIGHT:
+        return [
+            "quasi-separation likely: standardised logistic weights above "
+            f"{SEPARATION_WEIGHT:g} still grow every round while the loss falls; some "
+            "coefficients have no finite optimum; add --l2"
+        ]
+    return []
+
+
+def _noise_outcome(
+    spec: JobSpec,
+    plan: NoisePlan,
+    scaling: tr.Scaling,
+    curve: list[dict[str, float]],
+    step: float,
+    start_round: int,
+) -> NoiseOutcome:
+    """The noise in the released coefficients (original scale): an upper bound on sigma.
+
+    Each gradient round adds ``lr Z / n`` to the standardised weights (Z: the gradient sum's
+    noise, iid per coordinate; n: the expected batch size, estimated from the noisy counts;
+    lr: that round's step, from the curve). Summed over the rounds in the model *without*
+    the contraction of the gradient steps, the noise has standard deviation
+    ``sqrt(sum_r lr_r^2) sigma_Z / n`` per coordinate: to first
+    order, an upper bound whenever each step is non-expansive (``lr`` at most ``2/L``), and
+    ignoring the bias that clipping adds (not noise). Rounds of earlier runs (a resumed job)
+    are counted at the noise of the whole run as first planned, which per round is the
+    largest. Mapped to the original scale: ``coef_j = w_j / scale_j``, the intercept
+    ``w_0 - sum_j w_j mean_j / scale_j``.
+    """
+    t = spec.training
+    assert t is not None
     privacy = plan.privacy
-    sigma = math.sqrt(float(plan.total_variance(plan.groups[0]))) * resolution(spec.frac_bits)
+    unit = resolution(spec.frac_bits)
+    sd_now = math.sqrt(float(plan.total_variance(plan.groups[0]))) * unit
+    sd_before = sd_now
+    if start_round:
+        first = replace(spec, training=replace(t, rounds=start_round + t.rounds, start_round=0))
+        first_plan = plan_noise(first)
+        if first_plan is not None:
+            sd_before = max(
+                sd_now,
+                math.sqrt(float(first_plan.total_variance(first_plan.groups[0])))
+                * resolution(first.frac_bits),
+            )
+    rows = [float(point["rows"]) for point in curve if "rows" in point]
+    n = max(1.0, sum(rows) / len(rows)) if rows else float(spec.total_max_rows)
+    variance = 0.0
+    for point in curve:  # one entry per noisy gradient round in the model
+        lr = float(point.get("lr", step or t.lr))
+        sd = sd_before if point.get("round", start_round + 1) <= start_round else sd_now
+        variance += (lr * sd) ** 2
+    sd_w = math.sqrt(variance) / n
+    ratios = np.asarray(scaling.mean, dtype=np.float64) / np.asarray(
+        scaling.scale, dtype=np.float64
+    )
+    sigmas = (
+        sd_w * math.sqrt(1.0 + float(np.dot(ratios, ratios))),
+        *(sd_w / float(v) for v in np.asarray(scaling.scale, dtype=np.float64)),
+    )
     return NoiseOutcome(
         noise=privacy.noise.value,
         epsilon=privacy.epsilon,
         delta=privacy.delta,
         epsilon_spent=float(plan.cost.epsilon(privacy.delta)),
         rho_spent=float(plan.cost.rho),
-        sigma=(sigma,) * p,
-        error_bound_95=(1.96 * sigma,) * p,
+        sigma=sigmas,
+        error_bound_95=tuple(1.96 * v for v in sigmas),
+        error_kind=(UPPER_BOUND,) * len(sigmas),
     )
+
+
+def _run_privacy(
+    runner: JobRunner,
+    spec: JobSpec,
+    plan: NoisePlan | None,
+    noise: NoiseOutcome,
+    prior_jobs: list[str],
+) -> dict[str, object]:
+    """The model's privacy: what *all* its runs spent (this job's charge plus the earlier
+    runs' charges, read from the coordinator's ledger), and this run's own."""
+    data = noise.to_json()
+    if plan is None or not prior_jobs:
+        return data
+    data["epsilon_spent_run"] = noise.epsilon_spent
+    data["rho_spent_run"] = noise.rho_spent
+    data["runs"] = [*prior_jobs, spec.job_id]
+    ledger = runner._ledger
+    earlier = [ledger.charged(spec.dataset, job) for job in prior_jobs] if ledger else []
+    if ledger is None or any(cost is None for cost in earlier):
+        data["total_unknown"] = "an earlier run's charge is not in the coordinator's ledger"
+        return data
+    total = plan.cost
+    for cost in earlier:
+        assert cost is not None
+        total = total + cost
+    data["epsilon_spent"] = float(total.epsilon(plan.privacy.delta))
+    data["rho_spent"] = float(total.rho)
+    return data
 
 
 def resume_query(query: Query, state: TrainState, old_job_id: str) -> Query:

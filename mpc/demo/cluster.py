@@ -44,6 +44,9 @@ class DatasetFile:
     #: Access list: client name -> {"statistics": [...], "exact": bool, "budget": (eps, delta)};
     #: None leaves the dataset open to every client.
     access: Mapping[str, Mapping[str, object]] | None = None
+    #: Empty CSV cells: "error" (the column is unavailable) or "drop" (jobs drop the rows);
+    #: None leaves the party's default ("error").
+    missing: str | None = None
 
 
 def _toml_str(value: str) -> str:
@@ -88,6 +91,8 @@ def party_config_text(
         ]
         if dataset.participation is not None:
             lines.append(f"participation = {_toml_str(dataset.participation)}")
+        if dataset.missing is not None:
+            lines.append(f"missing = {_toml_str(dataset.missing)}")
         cohort = dataset.cohort
         dp_only = dataset.participation == "dp-only" or (
             dataset.participation is None and dataset.budget is not None
@@ -169,16 +174,6 @@ def coordinator_config_text(
             f"address = {_toml_str(address)}",
         ]
     return "\n".join(lines) + "\n"
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 class LocalCluster:
@@ -288,7 +283,9 @@ class LocalCluster:
         ready = self.workdir / f"{name}.ready"
         ready.unlink(missing_ok=True)
         log = (self.log_dir / f"{name}.log").open("ab")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        # The child arms its own death signal (mpc/__main__.py): no preexec_fn, so no Python
+        # runs between fork and exec in this process, which may hold live gRPC channels.
+        env = dict(os.environ, PYTHONUNBUFFERED="1", MPC_PARENT_PID=str(os.getpid()))
         self.processes[name] = subprocess.Popen(
             [
                 sys.executable,
@@ -304,7 +301,6 @@ class LocalCluster:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env=env,
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         log.close()
 

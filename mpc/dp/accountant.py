@@ -5,8 +5,16 @@ Privacy argument (all under add/remove-one-record neighbours):
 * The discrete Gaussian ``N_Z(0, sigma^2)`` added to an integer statistic of L2 sensitivity D
   is ``rho = D^2 / (2 sigma^2)``-zCDP (Canonne, Kamath, Steinke 2020, Thm. 14; the same rho as
   the continuous Gaussian). zCDP composes by adding rho (Bun, Steinke 2016, Lemma 2.3).
-* The discrete Laplace of scale t at L1 sensitivity D is ``epsilon = D / t`` pure DP; the
-  ledger charges it as ``rho = epsilon^2 / 2`` (pure DP implies that zCDP: Bun-Steinke Prop. 1.4).
+* The discrete Laplace of scale t at L1 sensitivity D is ``epsilon = D / t`` pure DP. The
+  ledger records it twice: as ``rho = epsilon^2 / 2`` in the zCDP tally (pure DP implies that
+  zCDP: Bun-Steinke Prop. 1.4) and as ``epsilon`` in a pure-epsilon tally beside it.
+* Spent epsilon at delta is the tighter of two sound bounds (:meth:`PrivacyCost.epsilon`):
+  (a) the zCDP (or RDP) conversion of *all* charges, pure ones counted as ``epsilon^2/2``;
+  (b) the sum of the pure charges' epsilons plus the conversion of the *other* charges alone
+  at the whole delta (basic composition: an eps1-DP and an (eps2, delta)-DP release together
+  are (eps1 + eps2, delta)-DP). So one pure query of epsilon 1 costs 1, not the 5.2 its rho
+  of 1/2 converts to at delta 1e-6, and many small pure queries still benefit from zCDP's
+  square-root composition through (a).
 * Distributed noise: when h honest parties each add ``N_Z(0, sigma_p^2)``, their sum is close to,
   but not exactly, a discrete Gaussian. Kairouz, Liu, Steinke 2021 ("The Distributed Discrete
   Gaussian Mechanism", Prop. 14 in the arXiv version, as used by their published accounting
@@ -329,13 +337,24 @@ class PrivacyCost:
     ``rho_units`` is the zCDP part. ``rdp_units`` is an optional RDP curve on
     :data:`mpc.dp.rdp.INTEGER_ORDERS` (empty means zero) for Poisson-subsampled rounds, which are
     not zCDP. The total privacy loss at order a is ``a * rho + rdp(a)``.
+
+    Pure epsilon-DP charges are in ``rho_units`` too (as ``epsilon^2 / 2``); ``pure_units`` is
+    the sum of their epsilons and ``pure_rho_units`` the part of ``rho_units`` they account
+    for, so the rest (``rho_units - pure_rho_units`` and the RDP curve) is what the other
+    charges cost. See the module docstring for how the two tallies combine.
     """
 
     rho_units: int = 0
     rdp_units: tuple[int, ...] = ()
+    pure_units: int = 0
+    pure_rho_units: int = 0
 
     def __post_init__(self) -> None:
         count(self.rho_units, "rho_units")
+        count(self.pure_units, "pure_units")
+        count(self.pure_rho_units, "pure_rho_units")
+        if self.pure_rho_units > self.rho_units:
+            raise ConfigError("pure_rho_units cannot exceed rho_units")
         if self.rdp_units and len(self.rdp_units) != len(rdp.INTEGER_ORDERS):
             raise ConfigError(f"rdp_units must have {len(rdp.INTEGER_ORDERS)} entries")
         for value in self.rdp_units:
@@ -356,8 +375,18 @@ class PrivacyCost:
 
     @classmethod
     def discrete_laplace(cls, sensitivity: RationalLike, scale: RationalLike) -> PrivacyCost:
-        """One discrete Laplace release, charged as zCDP ``rho = (D/t)^2 / 2``."""
-        return cls.from_rho(rho_from_pure_epsilon(epsilon_discrete_laplace(sensitivity, scale)))
+        """One discrete Laplace release: pure ``epsilon = D/t``, also as zCDP ``epsilon^2/2``."""
+        return cls.pure_epsilon(epsilon_discrete_laplace(sensitivity, scale))
+
+    @classmethod
+    def pure_epsilon(cls, epsilon: RationalLike) -> PrivacyCost:
+        """A pure epsilon-DP release, in both tallies (each rounded up)."""
+        rho_units = units_up(rho_from_pure_epsilon(epsilon))
+        return cls(
+            rho_units=rho_units,
+            pure_units=units_up(exact(epsilon, "epsilon")),
+            pure_rho_units=rho_units,
+        )
 
     @classmethod
     def distributed_discrete_gaussian(
@@ -399,10 +428,40 @@ class PrivacyCost:
             curve = self.rdp_units or other.rdp_units
         else:
             curve = tuple(a + b for a, b in zip(self.rdp_units, other.rdp_units, strict=True))
-        return PrivacyCost(self.rho_units + other.rho_units, curve)
+        return PrivacyCost(
+            self.rho_units + other.rho_units,
+            curve,
+            self.pure_units + other.pure_units,
+            self.pure_rho_units + other.pure_rho_units,
+        )
+
+    @property
+    def pure_epsilon_total(self) -> Fraction:
+        """The sum of the pure charges' epsilons (0 when there are none)."""
+        return Fraction(self.pure_units, UNITS_PER_ONE)
+
+    @property
+    def is_pure(self) -> bool:
+        """Whether every charge in this total is pure epsilon-DP (and there is one)."""
+        return self.pure_units > 0 and self.pure_rho_units == self.rho_units and not self.rdp_units
 
     def epsilon(self, delta: RealLike) -> Fraction:
-        """The epsilon of (epsilon, delta)-DP this total cost implies, rounded up."""
+        """The epsilon of (epsilon, delta)-DP this total cost implies, rounded up.
+
+        The smaller of the conversion of everything and "pure epsilons + conversion of the
+        rest" (module docstring); both are sound, so their minimum is.
+        """
+        combined = self._converted(delta)
+        if not self.pure_units:
+            return combined
+        rest = PrivacyCost(self.rho_units - self.pure_rho_units, self.rdp_units)
+        split = self.pure_epsilon_total + (
+            rest._converted(delta) if rest.rho_units or rest.rdp_units else Fraction(0)
+        )
+        return min(combined, split)
+
+    def _converted(self, delta: RealLike) -> Fraction:
+        """The zCDP/RDP conversion of the whole cost at ``delta`` (pure charges as rho)."""
         if not self.rdp_units:
             return epsilon_for_rho(self.rho, delta)
         rho = float(self.rho)

@@ -13,6 +13,13 @@ dataset and column, never a path, line number or value.
 Parsing uses numpy's C reader on all columns at once. Only when that fails do we parse the
 columns one by one to find the bad ones, and only then rescan the file with the ``csv``
 module to find the line to log.
+
+Empty cells follow the dataset's ``missing`` policy. ``"error"`` (the default): an empty cell
+makes its column unavailable, like any bad cell. ``"drop"``: a column whose only problems are
+empty cells stays available (empty cells are loaded as NaN and recorded in a per-column mask),
+and :meth:`DataStore.table` returns only the rows complete in the columns a job asked for, so
+a job's row count is the number of those rows. NaN, infinity and non-numbers still make a
+column unavailable under either policy.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import logging
 import math
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +74,9 @@ class Dataset:
     header: tuple[str, ...] = ()
     rows: int = 0
     columns: Mapping[str, FloatVector] = field(default_factory=dict)
+    #: Policy "drop" only: for each available column with empty cells, which rows are empty
+    #: (those rows hold NaN in ``columns``). Columns without empty cells are not listed.
+    missing: Mapping[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
 
     def column_available(self, column: str) -> bool:
         return self.available and column in self.columns
@@ -184,9 +194,12 @@ def _cell_problem(cell: str) -> str | None:
 
 
 def _locate_bad_cells(
-    text: str, header: list[str], indices: list[int]
+    text: str, header: list[str], indices: list[int], allow_missing: bool = False
 ) -> dict[int, tuple[int, str]]:
-    """The first bad cell's (line, problem) in each of the given columns (slow path)."""
+    """The first bad cell's (line, problem) in each of the given columns (slow path).
+
+    With ``allow_missing`` (policy "drop") empty cells are not problems.
+    """
     found: dict[int, tuple[int, str]] = {}
     reader = csv.reader(io.StringIO(text, newline=""))
     next(reader, None)
@@ -196,6 +209,8 @@ def _locate_bad_cells(
             for index in indices:
                 if index not in found:
                     problem = _cell_problem(row[index])
+                    if problem == "missing value" and allow_missing:
+                        continue
                     if problem is not None:
                         found[index] = (start, problem)
             if len(found) == len(indices):
@@ -204,7 +219,20 @@ def _locate_bad_cells(
     return found
 
 
-def _loadtxt(raw: bytes, usecols: list[int] | None) -> npt.NDArray[np.float64]:
+def _empty_as_nan(cell: str) -> float:
+    """Policy "drop": an empty cell is NaN (marked missing); anything else must be a finite
+    number (NaN and infinity written in the file are refused, so NaN means empty)."""
+    cell = cell.strip()
+    if not cell:
+        return math.nan
+    if _cell_problem(cell) is not None:
+        raise ValueError("bad cell")  # never quote the cell
+    return float(cell)
+
+
+def _loadtxt(
+    raw: bytes, usecols: list[int] | None, converters: Callable[[str], float] | None = None
+) -> npt.NDArray[np.float64]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
         return np.loadtxt(
@@ -217,11 +245,19 @@ def _loadtxt(raw: bytes, usecols: list[int] | None) -> npt.NDArray[np.float64]:
             ndmin=2,
             comments=None,
             quotechar='"',
+            converters=converters,
         )
 
 
-def _parse_columns(raw: bytes, rows: int, width: int) -> dict[int, FloatVector]:
-    """Every column numpy can parse, by index: all at once, else one by one."""
+def _parse_columns(
+    raw: bytes, rows: int, width: int, allow_missing: bool = False
+) -> tuple[dict[int, FloatVector], dict[int, npt.NDArray[np.bool_]]]:
+    """Every column numpy can parse, by index: all at once, else one by one.
+
+    With ``allow_missing`` (policy "drop") a column numpy's C reader refuses is parsed again
+    cell by cell (slower), empty cells as NaN; the second result maps such columns that do
+    have empty cells to their empty-cell masks.
+    """
     try:
         data = _loadtxt(raw, None)
     except (ValueError, IndexError):
@@ -230,16 +266,26 @@ def _parse_columns(raw: bytes, rows: int, width: int) -> dict[int, FloatVector]:
         if data.shape == (rows, width):
             by_column = np.ascontiguousarray(data.T)  # one copy; each row is then contiguous
             by_column.flags.writeable = False
-            return {i: by_column[i] for i in range(width)}
+            return {i: by_column[i] for i in range(width)}, {}
     parsed: dict[int, FloatVector] = {}
+    gaps: dict[int, npt.NDArray[np.bool_]] = {}
     for index in range(width):
         try:
             column = _loadtxt(raw, [index])
         except (ValueError, IndexError):
-            continue
+            if not allow_missing:
+                continue
+            try:
+                column = _loadtxt(raw, [index], _empty_as_nan)
+            except (ValueError, IndexError):
+                continue
         if column.shape == (rows, 1):
             parsed[index] = _frozen(column[:, 0])
-    return parsed
+            empty = np.isnan(parsed[index]) if allow_missing else None
+            if empty is not None and empty.any():
+                empty.flags.writeable = False
+                gaps[index] = empty
+    return parsed, gaps
 
 
 def _unavailable(config: DatasetConfig, stamp: Stamp | None, why: str, *args: object) -> Dataset:
@@ -295,16 +341,19 @@ def _load_table(config: DatasetConfig, stamp: Stamp, raw: bytes) -> Dataset:
         log.info("dataset %r (%s): header only, 0 data rows", config.name, config.path)
         return Dataset(config.name, stamp, True, tuple(header), 0, dict.fromkeys(header, empty))
 
-    parsed = _parse_columns(raw, rows, width)
+    allow_missing = config.missing == "drop"
+    parsed, gaps = _parse_columns(raw, rows, width, allow_missing)
     problems: dict[int, tuple[int, str]] = {}
     for index, values in list(parsed.items()):
         finite = np.isfinite(values)
+        if index in gaps:
+            finite |= gaps[index]  # empty cells (NaN) are allowed by policy "drop"
         if not finite.all():
             problems[index] = (int(lines[int(np.argmin(finite))]), "NaN or infinity is not allowed")
             del parsed[index]
     unparsed = [i for i in range(width) if i not in parsed and i not in problems]
     if unparsed:
-        problems.update(_locate_bad_cells(text, header, unparsed))
+        problems.update(_locate_bad_cells(text, header, unparsed, allow_missing))
     for index in sorted(set(range(width)) - set(parsed)):
         if index in problems:
             line, problem = problems[index]
@@ -333,7 +382,16 @@ def _load_table(config: DatasetConfig, stamp: Stamp, raw: bytes) -> Dataset:
         width,
     )
     columns = {header[i]: parsed[i] for i in sorted(parsed)}
-    return Dataset(config.name, stamp, True, tuple(header), rows, columns)
+    missing = {header[i]: gaps[i] for i in sorted(gaps) if i in parsed}
+    for name, mask in missing.items():
+        log.info(
+            "dataset %r (%s), column %r: %d empty cells; jobs using it drop those rows",
+            config.name,
+            config.path,
+            name,
+            int(mask.sum()),
+        )
+    return Dataset(config.name, stamp, True, tuple(header), rows, columns, missing)
 
 
 def _load_vector(config: DatasetConfig, stamp: Stamp, raw: bytes) -> Dataset:
@@ -372,6 +430,16 @@ def load_dataset(config: DatasetConfig) -> Dataset:
     except Exception as exc:
         # A last resort: loading must not fail a job. Only the type: messages may quote data.
         return _unavailable(config, stamp, ": unexpected %s while loading", type(exc).__name__)
+
+
+def _complete_rows(loaded: Dataset, columns: list[str]) -> Table:
+    """The given columns, only the rows with no empty cell in any of them (policy "drop";
+    under "error" no available column has empty cells, so every row)."""
+    gaps = [loaded.missing[c] for c in dict.fromkeys(columns) if c in loaded.missing]
+    if not gaps:
+        return Table(loaded.rows, {c: loaded.columns[c] for c in columns})
+    keep = ~np.logical_or.reduce(gaps)
+    return Table(int(keep.sum()), {c: _frozen(loaded.columns[c][keep]) for c in columns})
 
 
 # --- the store -------------------------------------------------------------------------
@@ -454,7 +522,8 @@ class DataStore:
             cached = self._tables.get(key)
             if cached is not None and cached[0] is loaded:
                 return cached[1]
-            table = Table(loaded.rows, {c: loaded.columns[c] for c in columns})
+        table = _complete_rows(loaded, columns)
+        with self._lock:
             if len(self._tables) >= _TABLE_CACHE_LIMIT:
                 self._tables.clear()
             if self._loaded.get(name) is loaded:

@@ -283,7 +283,7 @@ def check_spec_matches(spec: JobSpec, signed: SignedQuery) -> None:
     for bound in query.bounds:
         if declared.get(bound.column) != (bound.lo, bound.hi):
             raise differ(f"bounds of {bound.column!r}")
-    if query.frac_bits and spec.frac_bits != query.frac_bits:
+    if query.frac_bits is not None and spec.frac_bits != query.frac_bits:
         raise differ("frac_bits")
     if query.parties and set(spec.party_ids) != set(query.parties):
         raise differ("parties")

@@ -86,7 +86,9 @@ class TrainingSpec:
     """A training job over rounds (``statistic == train``); part of the signed spec.
 
     The job's columns are the features followed by the label (last). ``clip`` bounds the L2
-    norm of every per-example gradient (0: the safety clip ``mpc.training.SAFETY_CLIP``);
+    norm of every per-example gradient (0: the safety clip ``mpc.training.clip_norm``
+    derives from the declared bounds); ``lr`` 0 asks the coordinator for an automatic, safe
+    step (``mpc.training.auto_step``);
     ``batch_rate`` > 0 samples rows per round (Poisson, CSPRNG) at every party; ``rounds``
     counts model updates in this job (a resumed job counts only the rounds it still runs,
     starting at ``start_round``).
@@ -410,8 +412,8 @@ def validate_training(
     for name, value in numbers.items():
         if not (math.isfinite(value) and value >= 0):
             raise QueryError(f"{name} must be a non-negative finite number")
-    if not 0 < training.lr <= MAX_LR:
-        raise QueryError(f"lr must be positive and at most {MAX_LR:g}")
+    if not 0 <= training.lr <= MAX_LR:
+        raise QueryError(f"lr must be at most {MAX_LR:g} (0: an automatic, safe step)")
     if training.batch_rate > 1:
         raise QueryError("batch_rate must be in (0, 1] (0: every row every round)")
     if training.holdout >= 1:

@@ -40,12 +40,21 @@ from mpc.protocol.rounds import KIND_EVAL, KIND_GRAM, KIND_STEP
 from mpc.protocol.spec import ColumnBound, JobSpec, Method, Model, Standardise, TrainingSpec
 from mpc.ring import Component, FloatVector, RingVector, encode_saturating, saturate
 
-#: Per-example gradient clip when the job sets none (a no-op for sane standardised data;
-#: it only makes the headroom proof possible).
+#: Ceiling of the per-example gradient clip when the job sets none. The clip actually used
+#: is derived from the declared bounds (``clip_norm``): the largest design-row norm times the
+#: largest residual of a sane model; a no-op for sane models, it makes the headroom proof
+#: possible (a logistic gradient never exceeds it).
 SAFETY_CLIP = 1e6
-#: Per-example loss bound without DP (reporting only) and with DP (part of the sensitivity).
-SAFETY_LOSS = 1e6
+#: Per-example loss bound with DP (part of the sensitivity); without DP it is derived from
+#: the declared bounds (``loss_bound``).
 DP_LOSS_BOUND = 10.0
+#: A linear model's implicit clip allows residuals up to this many times the label's largest
+#: magnitude (predictions beyond three times the label range only come from a diverging model).
+RESIDUAL_FACTOR = 4.0
+#: Per-example logistic loss bound without DP (a row misclassified with margin 100).
+LOGISTIC_LOSS_BOUND = 100.0
+#: The automatic step (``lr`` 0 in the spec) never exceeds this.
+AUTO_LR_CAP = 1.0
 #: Standardised features are clamped to +/- this many standard deviations (secure moments).
 Z_MAX = 100.0
 EVAL_LENGTH = 10
@@ -91,12 +100,49 @@ def gram_length(spec: JobSpec) -> int:
     return triangle(shape(spec).d + 2)
 
 
-def clip_norm(training: TrainingSpec) -> float:
-    return training.clip if training.clip > 0 else SAFETY_CLIP
+def design_norm(spec: JobSpec) -> float:
+    """Largest L2 norm of a standardised design row ``[1, z]`` (public: spec only)."""
+    t = _training(spec)
+    feats = shape(spec).features
+    if t.standardise is Standardise.SECURE:
+        per = [Z_MAX] * len(feats)
+    elif t.standardise is Standardise.BOUNDS:
+        per = [1.0] * len(feats)
+    else:
+        per = [_max_abs(b) for b in feats]
+    return math.sqrt(1.0 + sum(v * v for v in per))
+
+
+def residual_bound(spec: JobSpec) -> float:
+    """Largest per-example residual ``d loss / d margin`` of a sane model."""
+    if _training(spec).model is Model.LOGISTIC:
+        return 1.0  # |sigmoid - y| <= 1 for any model
+    return max(RESIDUAL_FACTOR * shape(spec).label_max, 1e-9)
+
+
+def clip_norm(spec: JobSpec) -> float:
+    """The per-example gradient clip: the job's, else derived from the declared bounds.
+
+    A logistic gradient ``a (p - y)`` never exceeds ``|a|``, so the derived clip never binds;
+    a linear one binds only for residuals beyond ``RESIDUAL_FACTOR`` times the largest label.
+    """
+    t = _training(spec)
+    if t.clip > 0:
+        return t.clip
+    return min(SAFETY_CLIP, design_norm(spec) * residual_bound(spec))
 
 
 def loss_bound(spec: JobSpec) -> float:
-    return DP_LOSS_BOUND if spec.privacy is not None else SAFETY_LOSS
+    """Per-example loss clamp: DP_LOSS_BOUND with DP (sensitivity), else derived (reporting).
+
+    Without DP it is the loss at the residual bound (linear) or a margin of 100 (logistic):
+    a sane model never reaches it, so a mean loss near it means a diverged model.
+    """
+    if spec.privacy is not None:
+        return DP_LOSS_BOUND
+    if _training(spec).model is Model.LOGISTIC:
+        return LOGISTIC_LOSS_BOUND
+    return 0.5 * residual_bound(spec) ** 2
 
 
 def _training(spec: JobSpec) -> TrainingSpec:
@@ -124,16 +170,37 @@ def components(spec: JobSpec) -> list[Component]:
     t = _training(spec)
     s = shape(spec)
     lb = loss_bound(spec)
+    label = f"narrow the label's bounds ({s.label.column!r}) to at most +/-{{}}"
+    clip_now = "" if t.clip > 0 else f" (now derived from the bounds: {clip_norm(spec):.6g})"
     out = [
-        Component("per-example gradient (clip norm)", clip_norm(t)),
-        Component("count", 1.0),
-        Component("per-example loss", 2 * lb),
+        Component(
+            "per-example gradient (clip norm)",
+            clip_norm(spec),
+            knob=f"set --clip to at most {{}}{clip_now}",
+        ),
+        Component("count", 1.0, knob=""),
+        Component(
+            "per-example loss",
+            2 * lb,
+            knob="" if spec.privacy is not None or t.model is Model.LOGISTIC else label,
+            knob_scale=RESIDUAL_FACTOR**2,
+            knob_power=2.0,
+        ),
     ]
     if t.method is Method.NEWTON:
-        out.append(Component("Hessian entry (standardised features)", feature_bound(spec) ** 2))
+        curv = 0.25 if t.model is Model.LOGISTIC else 1.0
+        out.append(
+            Component(
+                "Hessian entry (standardised features)",
+                curv * feature_bound(spec) ** 2,
+                knob="--standardise bounds or --method gd",
+            )
+        )
     if spec.privacy is None:
-        out.append(Component("Gram entry (bounds-scaled)", 1.0))
-        out.append(Component("label square (evaluation)", s.label_max**2))
+        out.append(Component("Gram entry (bounds-scaled)", 1.0, knob=""))
+        out.append(
+            Component("label square (evaluation)", s.label_max**2, knob=label, knob_power=2.0)
+        )
     return out
 
 
@@ -413,7 +480,7 @@ def train_local(spec: JobSpec, data: object, round_input: FloatVector | None) ->
         sampled = poisson_mask(a.shape[0], t.batch_rate)
         a, y = a[sampled], y[sampled]
     r, loss, curvature = per_example(t.model, a, y, w)
-    grads = clipped_gradients(a, r, clip_norm(t))
+    grads = clipped_gradients(a, r, clip_norm(spec))
     losses = np.clip(loss, 0.0, loss_bound(spec))
     if spec.privacy is not None:
         # Encode every clipped per-example gradient, then add in the ring: one row moves the
@@ -476,10 +543,10 @@ def newton_step(grad: FloatVector, hess_tri: FloatVector, n: float, l2: float) -
     return np.asarray(np.linalg.solve(h + 1e-12 * np.eye(p), grad), dtype=np.float64)
 
 
-def closed_form(
-    gram: FloatVector, d: int, scaling: Scaling, l2: float
-) -> tuple[FloatVector, float]:
-    """Ridge in the standardised space from the raw Gram of ``[1, x, y]``: (weights, n)."""
+def _standardised(
+    gram: FloatVector, d: int, scaling: Scaling
+) -> tuple[FloatVector, FloatVector, float]:
+    """``(A^T A, A^T y, n)`` of the standardised design ``A`` from the raw Gram triangle."""
     full = unpack_triangle(gram, d + 2)
     n = full[0, 0]
     if n <= 0:
@@ -489,10 +556,70 @@ def closed_form(
     m[0, 0] = 1.0
     m[0, 1:] = -scaling.mean / scaling.scale
     m[1:, 1:] = np.diag(1.0 / scaling.scale)
-    ata = m.T @ full[: d + 1, : d + 1] @ m
-    aty = m.T @ full[: d + 1, d + 1]
+    return m.T @ full[: d + 1, : d + 1] @ m, m.T @ full[: d + 1, d + 1], float(n)
+
+
+def closed_form(
+    gram: FloatVector, d: int, scaling: Scaling, l2: float
+) -> tuple[FloatVector, float]:
+    """Ridge in the standardised space from the raw Gram of ``[1, x, y]``: (weights, n)."""
+    ata, aty, n = _standardised(gram, d, scaling)
     system = ata / n + l2 * np.diag(penalty_mask(d + 1))
     return np.asarray(np.linalg.solve(system, aty / n), dtype=np.float64), float(n)
+
+
+def curvature_bound(spec: JobSpec, scaling: Scaling, gram: FloatVector | None) -> float:
+    """An upper bound on the largest eigenvalue of the objective's Hessian (public math).
+
+    With the round-0 Gram it is the largest eigenvalue of the standardised design's
+    ``A^T A / n`` (times 1/4 for logistic, whose curvature is at most 1/4) plus ``l2``;
+    without it, the data-independent ``max |a|^2`` (every ``a a^T`` is at most that).
+    """
+    t = _training(spec)
+    if gram is not None:
+        ata, _, n = _standardised(gram, shape(spec).d, scaling)
+        lam = float(np.max(np.linalg.eigvalsh(ata / n)))
+    else:
+        lam = design_norm(spec) ** 2
+    curv = 0.25 if t.model is Model.LOGISTIC else 1.0
+    return curv * max(lam, 1e-12) + t.l2
+
+
+def auto_step(spec: JobSpec, scaling: Scaling, gram: FloatVector | None) -> float:
+    """The gradient step: the spec's ``lr``, or (``lr`` 0) ``min(AUTO_LR_CAP, 1 / L)``.
+
+    ``L`` bounds the curvature (``curvature_bound``), so the step is below ``2 / L``: gradient
+    descent on these convex objectives then lowers the loss every round.
+    """
+    t = _training(spec)
+    if t.lr > 0:
+        return t.lr
+    return min(AUTO_LR_CAP, 1.0 / curvature_bound(spec, scaling, gram))
+
+
+def clamp_warnings(spec: JobSpec, scaling: Scaling, gram: FloatVector) -> list[str]:
+    """Features whose standardised values can pass +/-Z_MAX (the clamp may change the model).
+
+    From public information only: the declared bounds, the secure moments and ``n``
+    (Samuelson: no value lies more than ``sqrt(n - 1)`` standard deviations from the mean).
+    """
+    t = _training(spec)
+    if t.standardise is not Standardise.SECURE or t.method is Method.CLOSED_FORM:
+        return []
+    n = unpack_triangle(gram, shape(spec).d + 2)[0, 0]
+    out = []
+    for j, b in enumerate(shape(spec).features):
+        m, sd = float(scaling.mean[j]), float(scaling.scale[j])
+        reach = max(abs(b.lo - m), abs(b.hi - m)) / sd
+        reach = min(reach, math.sqrt(max(n - 1.0, 0.0)))
+        if reach > Z_MAX:
+            out.append(
+                f"feature {b.column!r}: standardised values can reach +/-{reach:.4g} "
+                f"(bounds [{b.lo:g}, {b.hi:g}], mean {m:.4g}, sd {sd:.4g}) and are clamped at "
+                f"+/-{Z_MAX:g}, which changes its coefficient if such rows exist (a rare "
+                "category or an outlier); --standardise bounds avoids the clamp"
+            )
+    return out
 
 
 def metrics(model: Model, values: FloatVector) -> dict[str, float | None]:
@@ -532,6 +659,7 @@ def predict(
 
 
 __all__ = [
+    "AUTO_LR_CAP",
     "DP_LOSS_BOUND",
     "EVAL_LENGTH",
     "KIND_EVAL",
@@ -540,9 +668,13 @@ __all__ = [
     "SAFETY_CLIP",
     "Z_MAX",
     "Scaling",
+    "auto_step",
+    "clamp_warnings",
     "closed_form",
     "components",
+    "curvature_bound",
     "holdout_mask",
+    "loss_bound",
     "metrics",
     "newton_step",
     "poisson_mask",

@@ -48,7 +48,8 @@ def query_from_proto(message: coordinator_pb2.Query) -> Query:
         dataset=message.dataset,
         columns=tuple(message.columns),
         bounds=tuple(ColumnBound(b.column, b.lo, b.hi) for b in message.bounds),
-        frac_bits=message.frac_bits or None,
+        # Explicit presence (proto3 optional): 0 is a choice, unset is the coordinator's.
+        frac_bits=message.frac_bits if message.HasField("frac_bits") else None,
         parties=tuple(message.parties),
         noise=noise_mode_from_name(message.noise),
         epsilon=message.epsilon,

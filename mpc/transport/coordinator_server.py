@@ -12,7 +12,7 @@ import grpc
 from cryptography import x509
 
 from mpc.config import CoordinatorConfig
-from mpc.coordinator.jobs import PartyLink, Query
+from mpc.coordinator.jobs import PartyLink, tolerances_from_spec_json
 from mpc.coordinator.service import MAX_WATCH_STREAMS, CoordinatorService
 from mpc.coordinator.store import JobState, JobStore
 from mpc.errors import AccessDeniedError, ConfigError, QueryError
@@ -20,7 +20,6 @@ from mpc.identity import Role, watch_revocations
 from mpc.ledger import Ledger
 from mpc.proto.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc
 from mpc.protocol.query import verify_client
-from mpc.protocol.spec import ColumnBound
 from mpc.transport import convert
 from mpc.transport.errors import handle_errors, handle_stream_errors
 from mpc.transport.party_client import GrpcPartyLink
@@ -50,25 +49,6 @@ _STATE_TO_PROTO = {
 }
 
 
-def query_from_proto(message: coordinator_pb2.Query) -> Query:
-    return Query(
-        statistic=convert.statistic_from_name(message.statistic),
-        dataset=message.dataset,
-        columns=tuple(message.columns),
-        bounds=tuple(ColumnBound(b.column, b.lo, b.hi) for b in message.bounds),
-        frac_bits=message.frac_bits or None,
-        parties=tuple(message.parties),
-        noise=convert.noise_mode_from_name(message.noise),
-        epsilon=message.epsilon,
-        delta=message.delta,
-        training=convert.training_from_proto(message.training)
-        if message.HasField("training") and not message.resume_from
-        else None,
-        resume_from=message.resume_from,
-        bin_edges=convert.edges_from_bytes(message.bin_edges),
-    )
-
-
 def _privacy_to_proto(
     privacy: dict[str, Any] | None, labels: list[str]
 ) -> coordinator_pb2.Privacy | None:
@@ -81,9 +61,15 @@ def _privacy_to_proto(
         epsilon_spent=float(privacy["epsilon_spent"]),
         rho_spent=float(privacy["rho_spent"]),
         values=[
-            coordinator_pb2.NoiseInfo(label=label, sigma=sigma, error_bound_95=bound)
-            for label, sigma, bound in zip(
-                labels, privacy["sigma"], privacy["error_bound_95"], strict=True
+            coordinator_pb2.NoiseInfo(
+                label=label, sigma=sigma, error_bound_95=bound, error_kind=kind
+            )
+            for label, sigma, bound, kind in zip(
+                labels,
+                privacy["sigma"],
+                privacy["error_bound_95"],
+                privacy.get("error_kind") or [""] * len(labels),
+                strict=True,
             )
         ],
     )
@@ -163,6 +149,12 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ig
             if record.state is JobState.SUCCEEDED
             else None,
         )
+        if values is not None:  # per label, recomputed from the public spec
+            per_label = tolerances_from_spec_json(spec) or [record.tolerance] * len(record.labels)
+            header.tolerances.extend(
+                coordinator_pb2.LabelTolerance(label=label, tolerance=tolerance)
+                for label, tolerance in zip(record.labels, per_label, strict=False)
+            )
         model = self.service.model(record.job_id) if values is not None else None
         if model is not None:
             header.model_json = json.dumps(model)
@@ -277,7 +269,8 @@ def serve_coordinator(config: CoordinatorConfig, ready_file: Path | None = None)
     try:
         serve_until_signalled(running, ready_file)
     finally:
-        service.close()
+        service.close(wait=2.0)
+        service.close_stores()  # checkpoints SQLite: no -wal/-shm files left behind
 
 
 __all__ = ["CoordinatorServicer", "QueryError", "build_coordinator", "serve_coordinator"]

@@ -90,7 +90,7 @@ class GetResultRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class ResultHeader(_message.Message):
-    __slots__ = ("job_id", "state", "statistic", "dataset", "labels", "parties", "length", "frac_bits", "tolerance", "error", "bounds", "created_at", "finished_at", "privacy", "model_json")
+    __slots__ = ("job_id", "state", "statistic", "dataset", "labels", "parties", "length", "frac_bits", "tolerance", "error", "bounds", "created_at", "finished_at", "privacy", "model_json", "tolerances")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +106,7 @@ class ResultHeader(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     PRIVACY_FIELD_NUMBER: _ClassVar[int]
     MODEL_JSON_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     state: JobState
     statistic: str
@@ -121,7 +122,16 @@ class ResultHeader(_message.Message):
     finished_at: float
     privacy: Privacy
     model_json: str
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., parties: _Optional[_Iterable[str]] = ..., length: _Optional[int] = ..., frac_bits: _Optional[int] = ..., tolerance: _Optional[float] = ..., error: _Optional[str] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., created_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., privacy: _Optional[_Union[Privacy, _Mapping]] = ..., model_json: _Optional[str] = ...) -> None: ...
+    tolerances: _containers.RepeatedCompositeFieldContainer[LabelTolerance]
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., labels: _Optional[_Iterable[str]] = ..., parties: _Optional[_Iterable[str]] = ..., length: _Optional[int] = ..., frac_bits: _Optional[int] = ..., tolerance: _Optional[float] = ..., error: _Optional[str] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., created_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., privacy: _Optional[_Union[Privacy, _Mapping]] = ..., model_json: _Optional[str] = ..., tolerances: _Optional[_Iterable[_Union[LabelTolerance, _Mapping]]] = ...) -> None: ...
+
+class LabelTolerance(_message.Message):
+    __slots__ = ("label", "tolerance")
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    TOLERANCE_FIELD_NUMBER: _ClassVar[int]
+    label: str
+    tolerance: float
+    def __init__(self, label: _Optional[str] = ..., tolerance: _Optional[float] = ...) -> None: ...
 
 class Privacy(_message.Message):
     __slots__ = ("noise", "epsilon", "delta", "epsilon_spent", "rho_spent", "values")
@@ -140,14 +150,16 @@ class Privacy(_message.Message):
     def __init__(self, noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., epsilon_spent: _Optional[float] = ..., rho_spent: _Optional[float] = ..., values: _Optional[_Iterable[_Union[NoiseInfo, _Mapping]]] = ...) -> None: ...
 
 class NoiseInfo(_message.Message):
-    __slots__ = ("label", "sigma", "error_bound_95")
+    __slots__ = ("label", "sigma", "error_bound_95", "error_kind")
     LABEL_FIELD_NUMBER: _ClassVar[int]
     SIGMA_FIELD_NUMBER: _ClassVar[int]
     ERROR_BOUND_95_FIELD_NUMBER: _ClassVar[int]
+    ERROR_KIND_FIELD_NUMBER: _ClassVar[int]
     label: str
     sigma: float
     error_bound_95: float
-    def __init__(self, label: _Optional[str] = ..., sigma: _Optional[float] = ..., error_bound_95: _Optional[float] = ...) -> None: ...
+    error_kind: str
+    def __init__(self, label: _Optional[str] = ..., sigma: _Optional[float] = ..., error_bound_95: _Optional[float] = ..., error_kind: _Optional[str] = ...) -> None: ...
 
 class ResultChunk(_message.Message):
     __slots__ = ("header", "values")
