@@ -274,6 +274,7 @@ def cmd_budget_show(args: argparse.Namespace) -> int:
                         p.party_id: {
                             "reachable": p.reachable,
                             "error": p.error,
+                            "keeps_ledger": bool(p.budgets),
                             "budgets": [s.to_json() for s in p.budgets],
                         }
                         for p in parties

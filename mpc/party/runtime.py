@@ -262,14 +262,14 @@ class PartyRuntime:
             log.info("job %s: closed", job_id)
 
     def ledger_status(self) -> list[BudgetStatus]:
-        """Spent and remaining budget of every dataset (public numbers only)."""
+        """Spent and remaining budget of every dataset (public numbers only); none when this
+        party keeps no ledger (it records nothing, so it reports nothing rather than 0)."""
+        if self._ledger is None:
+            return []
         statuses = []
         for dataset in self.config.datasets:
             budget = dataset.budget.budget() if dataset.budget else None
-            if self._ledger is None:
-                statuses.append(BudgetStatus(dataset.name, 0, 0.0, 0.0, None, None, None))
-            else:
-                statuses.append(self._ledger.status(dataset.name, budget))
+            statuses.append(self._ledger.status(dataset.name, budget))
         return statuses
 
     # --- public-only checks --------------------------------------------------------------

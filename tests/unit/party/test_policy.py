@@ -143,3 +143,10 @@ def test_noise_floor_defaults_to_n_minus_1_and_follows_the_config(
     honest_majority.setup(
         _spec("t1", parties, privacy=PrivacySpec(NoiseMode.DISTRIBUTED, 1.0, 1e-6, 1))
     )
+
+
+def test_a_party_without_a_ledger_reports_no_budgets(tmp_path: Path, cert_dir: Path) -> None:
+    """`mpc budget show` then says it keeps none, rather than "spent 0"."""
+    config = load_party_config(_config(tmp_path, cert_dir, 'cohort = ["a", "b"]'))
+    assert config.ledger is None
+    assert PartyRuntime(config, identity(cert_dir, "a")).ledger_status() == []
