@@ -1,0 +1,5 @@
+"""``python -m mpc.cli`` runs the command line."""
+
+from mpc.cli import main
+
+raise SystemExit(main())
