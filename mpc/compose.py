@@ -49,7 +49,7 @@ from typing import Any
 
 from mpc.demo.cluster import DatasetFile, coordinator_config_text, party_config_text
 from mpc.demo.run import DEMO_DATASET, PARTY_NAMES
-from mpc.demo.synthetic_data import HEALTH_COLUMNS, health_records, write_csv
+from mpc.demo.synthetic_data import HEALTH_COLUMNS, synthetic_health_records, write_csv
 from mpc.errors import ConfigError
 from mpc.identity import init_certificates
 
@@ -441,7 +441,7 @@ def _write_files(out: Path, options: ComposeOptions) -> dict[str, int]:
         rows[pid] = options.party_rows(index)
         csv = folder / "data" / f"{DEMO_DATASET}.csv"
         # The demo's seeds: `mpc demo` and this bundle hold the same records per position.
-        write_csv(csv, health_records(rows[pid], seed=1000 + index))
+        write_csv(csv, synthetic_health_records(rows[pid], seed=1000 + index))
         csv.chmod(0o644)
     _write(out / COMPOSE_FILE, compose_text(options))
     return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -84,10 +85,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def read_csv_header(path: Path) -> list[str]:
+    """The column names of the operator's own CSV file (``mpc predict`` runs locally).
+
+    Naming the path is right here: nothing of this leaves the machine. Parties never use
+    this; they validate their datasets in :mod:`mpc.party.data` and publish only a status.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            first = handle.readline()
+    except OSError as exc:
+        raise InputDataError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputDataError(f"{path} is not UTF-8 text") from None
+    names = [cell.strip() for cell in next(csv.reader([first]), [])]
+    if not names:
+        raise InputDataError(f"{path} is empty: expected a header line with column names")
+    if len(set(names)) != len(names):
+        raise InputDataError(f"{path}: the header names a column twice")
+    return names
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from mpc.party.data import read_header
     from mpc.training import predict
 
     try:
@@ -95,7 +116,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         raise InputDataError(f"cannot read the model {args.model}: {exc}") from None
     features = list(model["features"])
-    header = read_header(Path(args.csv))
+    header = read_csv_header(Path(args.csv))
     missing = [f for f in features if f not in header]
     if missing:
         raise InputDataError(f"{args.csv} lacks the model's features {missing}")

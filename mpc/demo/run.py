@@ -20,7 +20,7 @@ import numpy as np
 
 from mpc.client import Client, QueryResult
 from mpc.demo.cluster import DatasetFile, LocalCluster
-from mpc.demo.synthetic_data import HEALTH_COLUMNS, health_records, write_csv
+from mpc.demo.synthetic_data import HEALTH_COLUMNS, synthetic_health_records, write_csv
 from mpc.errors import MpcError, QueryError
 from mpc.party.audit import read_records, verify
 
@@ -52,7 +52,7 @@ def write_demo_data(
     for index, party_id in enumerate(party_ids):
         path = data_dir / f"{party_id}.csv"
         # Uneven sizes, so the demo does not hide bugs that equal splits would.
-        write_csv(path, health_records(rows + 37 * index, seed=1000 + index))
+        write_csv(path, synthetic_health_records(rows + 37 * index, seed=1000 + index))
         max_rows = 10 * (rows + 37 * index) + 100
         datasets[party_id] = {
             # The data owner lists who may ask: the demo's analyst ("client") may see exact

@@ -22,18 +22,23 @@ HEALTH_COLUMNS: dict[str, tuple[float, float, str]] = {
 }
 
 
-def health_records(rows: int, seed: int) -> dict[str, np.ndarray]:
+def synthetic_health_records(rows: int, seed: int) -> dict[str, np.ndarray]:
     """A plausible, correlated synthetic table with ``rows`` rows."""
-    gen = np.random.default_rng(seed)  # demo data only: reproducible on purpose
-    age = np.clip(gen.normal(52, 15, rows), 18, 100).round(0)
-    bmi = np.clip(gen.normal(27, 4.5, rows) + 0.03 * (age - 52), 10, 60).round(1)
-    smoker = (gen.random(rows) < 0.22).astype(float)
+    # Seeded numpy generator on purpose: the demo's *public, synthetic* table must be the same
+    # on every machine. Never used for anything secret or for DP noise (those use the OS
+    # CSPRNG; tests/unit/dp/test_dp_rng_guard.py scans the library for generators like this).
+    synthetic_rng = np.random.default_rng(seed)
+    age = np.clip(synthetic_rng.normal(52, 15, rows), 18, 100).round(0)
+    bmi = np.clip(synthetic_rng.normal(27, 4.5, rows) + 0.03 * (age - 52), 10, 60).round(1)
+    smoker = (synthetic_rng.random(rows) < 0.22).astype(float)
     systolic = np.clip(
-        gen.normal(118, 12, rows) + 0.45 * (age - 52) + 0.9 * (bmi - 27) + 4 * smoker, 70, 220
+        synthetic_rng.normal(118, 12, rows) + 0.45 * (age - 52) + 0.9 * (bmi - 27) + 4 * smoker,
+        70,
+        220,
     ).round(0)
-    cholesterol = np.clip(gen.normal(5.2, 0.9, rows) + 0.01 * (age - 52), 2, 10).round(2)
+    cholesterol = np.clip(synthetic_rng.normal(5.2, 0.9, rows) + 0.01 * (age - 52), 2, 10).round(2)
     logit = -9.0 + 0.06 * age + 0.14 * bmi + 0.012 * systolic + 0.5 * smoker
-    diabetic = (gen.random(rows) < 1 / (1 + np.exp(-logit))).astype(float)
+    diabetic = (synthetic_rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(float)
     return {
         "age": age,
         "bmi": bmi,

@@ -254,6 +254,8 @@ class AuditLog:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
+            # At start-up, to the party's operator (the process does not start): never sent
+            # to a coordinator or client, so the path may be named.
             raise ConfigError(f"cannot create the folder of the audit log {path}: {exc}") from exc
         with self._lock:
             self._with_file(lambda fd: None, what="open")

@@ -113,27 +113,6 @@ def _duplicate(names: list[str]) -> str | None:
     return None
 
 
-def read_header(path: Path) -> list[str]:
-    """The column names of a local CSV file (for local tools such as ``mpc predict``).
-
-    Raises :class:`InputDataError` naming the path: meant for the operator's own files, not
-    for text that leaves a party.
-    """
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            first = handle.readline()
-    except OSError as exc:
-        raise InputDataError(f"cannot read {path}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise InputDataError(f"{path} is not UTF-8 text") from None
-    names = _split_header(first)
-    if not names:
-        raise InputDataError(f"{path} is empty: expected a header line with column names")
-    if _duplicate(names) is not None:
-        raise InputDataError(f"{path}: the header names a column twice")
-    return names
-
-
 def _check_row_widths(
     raw: bytes, text: str, width: int
 ) -> tuple[npt.NDArray[np.int64], tuple[int, int] | None]:

@@ -9,7 +9,7 @@ import pytest
 
 from mpc.cli import _parse_bounds, main
 from mpc.config import load_coordinator_config, load_party_config
-from mpc.errors import ConfigError, QueryError
+from mpc.errors import ConfigError, InputDataError, QueryError
 
 
 def test_bounds_parsing() -> None:
@@ -89,3 +89,18 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
     config = load_party_config(path)
     assert config.tls.ca == tmp_path / "certs" / "ca.pem"
     assert config.datasets[0].path == tmp_path / "data" / "d.csv"
+
+
+def test_read_csv_header_for_mpc_predict(tmp_path: Path) -> None:
+    """``mpc predict`` reads the operator's own file locally, so its errors name the path."""
+    from mpc.cli.train import read_csv_header
+
+    def write(path: Path, text: str) -> Path:
+        path.write_text(text)
+        return path
+
+    assert read_csv_header(write(tmp_path / "a.csv", " age , bmi\n1,2\n")) == ["age", "bmi"]
+    with pytest.raises(InputDataError, match="is empty"):
+        read_csv_header(write(tmp_path / "b.csv", ""))
+    with pytest.raises(InputDataError, match="names a column twice"):
+        read_csv_header(write(tmp_path / "c.csv", "a,a\n"))

@@ -13,7 +13,7 @@ import pytest
 
 from mpc.config import ColumnConfig, DatasetConfig
 from mpc.errors import InputDataError
-from mpc.party.data import DataStore, read_header
+from mpc.party.data import DataStore
 
 CANARY = "abc7355608"
 _CLOCK = itertools.count(1_700_000_000)
@@ -273,11 +273,3 @@ def test_concurrent_readers_share_one_load(tmp_path: Path) -> None:
         thread.join()
     assert len(tables) == 8 and all(t is tables[0] for t in tables)
     assert tables[0].column("age").sum() == 2000.0
-
-
-def test_read_header_for_local_tools(tmp_path: Path) -> None:
-    assert read_header(_write(tmp_path / "a.csv", " age , bmi\n1,2\n")) == ["age", "bmi"]
-    with pytest.raises(InputDataError, match="is empty"):
-        read_header(_write(tmp_path / "b.csv", ""))
-    with pytest.raises(InputDataError, match="names a column twice"):
-        read_header(_write(tmp_path / "c.csv", "a,a\n"))
