@@ -36,9 +36,9 @@ from mpc.protocol.spec import (
     PrivacySpec,
     Statistic,
 )
-from mpc.ring import DEFAULT_FRAC_BITS, RingVector, check_headroom, decode, resolution
+from mpc.ring import DEFAULT_FRAC_BITS, RingVector, decode, resolution
 from mpc.stats import definition
-from mpc.stats.privacy import NoiseGroup, NoisePlan, add_noise, plan_noise
+from mpc.stats.privacy import NoiseGroup, NoisePlan, add_noise, prove_headroom
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -186,18 +186,32 @@ class JobRunner:
         chosen spec itself.
         """
         if query.frac_bits is not None or query.statistic not in _PRECISION_STATISTICS:
-            spec = self._build_spec(job_id, query, schemas, client)
-            return spec, _prove_headroom(spec)
-        default = self._default_frac_bits
-        cap = AUTO_FRAC_BITS_MAX_DP if query.noise is not NoiseMode.NONE else AUTO_FRAC_BITS_MAX
+            candidates = [query.frac_bits]
+        else:
+            default = self._default_frac_bits
+            dp_on = query.noise is not NoiseMode.NONE
+            cap = AUTO_FRAC_BITS_MAX_DP if dp_on else AUTO_FRAC_BITS_MAX
+            candidates = list(range(max(cap, default), default - 1, -1))
+        return self.most_precise_spec(job_id, query, schemas, candidates, client)
+
+    def most_precise_spec(
+        self,
+        job_id: str,
+        query: Query,
+        schemas: dict[str, list[DatasetInfo]],
+        candidates: Sequence[int | None],
+        client: ClientAuth | None = None,
+    ) -> tuple[JobSpec, NoisePlan | None]:
+        """The spec at the first ``frac_bits`` of ``candidates`` (None: the default) whose
+        headroom proof holds, with its noise plan; else the last candidate's QueryError."""
         last: QueryError | None = None
-        for bits in range(max(cap, default), default - 1, -1):
+        for bits in candidates:
             spec = self._build_spec(job_id, replace(query, frac_bits=bits), schemas, client)
             try:
-                return spec, _prove_headroom(spec)
+                return spec, prove_headroom(spec)
             except QueryError as exc:
                 last = exc
-        assert last is not None
+        assert last is not None, "no frac_bits candidate"
         raise last
 
     def start_session(self, spec: JobSpec, progress: Progress, deadline: float) -> list[PartyLink]:
@@ -419,16 +433,6 @@ AUTO_FRAC_BITS_MAX_DP = 24
 _PRECISION_STATISTICS = frozenset(
     {Statistic.SUM, Statistic.MEAN, Statistic.VARIANCE, Statistic.VECTOR_SUM}
 )
-
-
-def _prove_headroom(spec: JobSpec) -> NoisePlan | None:
-    """The spec's noise plan, after proving no aggregate can wrap (what every party re-proves):
-    with noise, the proof also covers the noise's tail (40 sigma: never exceeded)."""
-    plan = plan_noise(spec)
-    slack = plan.tail_bound() * resolution(spec.frac_bits) if plan else 0.0
-    components = [replace(c, extra=slack) for c in definition(spec.statistic).components(spec)]
-    check_headroom(components, spec.total_max_rows, spec.frac_bits)
-    return plan
 
 
 def _mirror_policies(query: Query, datasets: Mapping[str, DatasetInfo]) -> None:

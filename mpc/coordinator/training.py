@@ -31,7 +31,7 @@ from mpc.coordinator.jobs import UPPER_BOUND, JobRunner, NoiseOutcome, Progress,
 from mpc.errors import MpcError, QueryError
 from mpc.protocol.rounds import MAX_WEIGHT, schedule_of
 from mpc.protocol.spec import ClientAuth, JobSpec, Method, Standardise
-from mpc.ring import check_headroom, decode, resolution
+from mpc.ring import decode, resolution
 from mpc.stats.privacy import NoisePlan, add_noise, plan_noise
 
 
@@ -115,24 +115,7 @@ def _build(
         if query.frac_bits is not None
         else list(range(cap, MIN_AUTO_FRAC_BITS - 1, -1))
     )
-    last: QueryError | None = None
-    for bits in candidates:
-        spec = runner._build_spec(job_id, replace(query, frac_bits=bits), schemas, client)  # type: ignore[arg-type]
-        try:
-            check_headroom(tr.components(spec), spec.total_max_rows, bits)
-            plan = plan_noise(spec)
-            if plan is not None:
-                slack = plan.tail_bound() * resolution(bits)
-                check_headroom(
-                    [replace(c, extra=slack) for c in tr.components(spec)],
-                    spec.total_max_rows,
-                    bits,
-                )
-            return spec, plan
-        except QueryError as exc:
-            last = exc
-    assert last is not None
-    raise last
+    return runner.most_precise_spec(job_id, query, schemas, candidates, client)  # type: ignore[arg-type]
 
 
 def train(

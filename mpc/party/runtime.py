@@ -32,7 +32,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 
 import numpy as np
 
@@ -55,10 +54,10 @@ from mpc.protocol.rounds import MAX_WEIGHT, RoundTracker, round_kind
 from mpc.protocol.schema import ColumnInfo, DatasetInfo
 from mpc.protocol.secure_sum import PartySession, SignedKeyOffer
 from mpc.protocol.spec import JobSpec, NoiseMode, Statistic
-from mpc.ring import FloatVector, RingVector, check_headroom, resolution
+from mpc.ring import FloatVector, RingVector
 from mpc.sharing import CHUNK_WORDS, masked_chunks
 from mpc.stats import EncodedVector, definition
-from mpc.stats.privacy import NoisePlan, add_noise, plan_noise
+from mpc.stats.privacy import NoisePlan, add_noise, prove_headroom
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +170,8 @@ class PartyRuntime:
         )
         access = authorise(spec, dataset, client)
         self._check_policy(spec, dataset)
-        plan = self._check_noise(spec, dataset)
-        self._check_headroom(spec, dataset, plan)
+        self._check_noise(spec, dataset)
+        plan = prove_headroom(spec)  # from the spec alone, before any row is read
         self._check_available(spec, dataset)
         if dataset.mode == Participation.COHORT and dataset.cohort is None:
             # Pin at first use (a concurrent first job may have pinned another set).
@@ -339,8 +338,8 @@ class PartyRuntime:
             )
         return pinned
 
-    def _check_noise(self, spec: JobSpec, dataset: DatasetConfig) -> NoisePlan | None:
-        """Budget rules and this party's own noise floor; the job's noise plan."""
+    def _check_noise(self, spec: JobSpec, dataset: DatasetConfig) -> None:
+        """Budget rules and this party's own noise floor."""
         privacy = spec.privacy
         if dataset.budget is not None:
             if privacy is None:
@@ -362,17 +361,6 @@ class PartyRuntime:
                     f"refuses distributed noise sized for {privacy.colluders} colluders; it "
                     f"requires at least {floor}"
                 )
-        return plan_noise(spec)
-
-    def _check_headroom(
-        self, spec: JobSpec, dataset: DatasetConfig, plan: NoisePlan | None
-    ) -> None:
-        """Re-prove from the spec alone that no aggregate (and no own subtotal) can wrap."""
-        components = definition(spec.statistic).components(spec)
-        if plan is not None:
-            slack = plan.tail_bound() * resolution(spec.frac_bits)
-            components = [replace(c, extra=slack) for c in components]
-        check_headroom(components, max(spec.total_max_rows, dataset.max_rows), spec.frac_bits)
 
     def _check_available(self, spec: JobSpec, dataset: DatasetConfig) -> None:
         """The dataset's public status (decided when the file was loaded, never per job)."""

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from math import isqrt
 
@@ -52,7 +52,7 @@ from mpc.protocol.spec import (
     Statistic,
     TrainingSpec,
 )
-from mpc.ring import RingVector
+from mpc.ring import RingVector, check_headroom
 
 #: Headroom slack for noise: P(|Z| > 40 sigma) < 2 exp(-800), far below any failure we model.
 NOISE_TAIL_SIGMAS = 40
@@ -352,6 +352,23 @@ def _plan_training(
     return NoisePlan(privacy, tuple(groups), n, run_cost(per_round.rho))
 
 
+def prove_headroom(spec: JobSpec) -> NoisePlan | None:
+    """Prove from the spec alone that no aggregate can wrap the ring, or raise QueryError;
+    return the job's noise plan.
+
+    The proof covers the declared bounds over the participants' public row limits and, with
+    noise, the noise's tail (40 sigma: never exceeded). The coordinator runs it to choose
+    ``frac_bits``; every party runs it again on the spec it was sent, before reading data.
+    """
+    from mpc.stats import definition  # the registry imports this module's callers
+
+    plan = plan_noise(spec)
+    slack = plan.tail_bound() / (1 << spec.frac_bits) if plan else 0.0
+    components = [replace(c, extra=slack) for c in definition(spec.statistic).components(spec)]
+    check_headroom(components, spec.total_max_rows, spec.frac_bits)
+    return plan
+
+
 @dataclass(frozen=True)
 class NoiseReport:
     """What a user needs to judge a noisy value: its noise scale and a 95% error bound."""
@@ -371,4 +388,5 @@ __all__ = [
     "NoiseReport",
     "add_noise",
     "plan_noise",
+    "prove_headroom",
 ]

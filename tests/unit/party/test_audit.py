@@ -195,7 +195,7 @@ def test_duplicate_and_unexpected_errors_are_recorded_as_refused(
     def broken(*args: object) -> None:
         raise RuntimeError(f"secret {CANARY}")
 
-    monkeypatch.setattr(runtime, "_check_headroom", broken)
+    monkeypatch.setattr(runtime, "_check_available", broken)
     with pytest.raises(RuntimeError):
         runtime.setup(_spec("j2"))
     records = _records(tmp_path / "audit.jsonl")
