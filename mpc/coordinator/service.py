@@ -269,6 +269,7 @@ class CoordinatorService:
             self._queue.put(submitted_by, (job_id, query, submitted_by))
         except BaseException as exc:
             self._release(submitted_by)
+            self._take_auth(job_id)  # it will never run: drop the signed query it held
             if isinstance(exc, MpcError) and self._store.owner(job_id) is not None:
                 self._fail(job_id, f"not queued: {exc}", str(exc))  # never pending forever
             raise
