@@ -14,14 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mpc.config import ColumnConfig, DatasetConfig, PartyConfig, TlsFiles
 from mpc.coordinator.jobs import JobRunner, PartyLink, Query
 from mpc.coordinator.training import train
 from mpc.errors import QueryError
-from mpc.party.runtime import PartyRuntime
 from mpc.protocol.spec import Model, Standardise, Statistic, TrainingSpec
 from mpc.ring import Component, check_headroom
-from tests.helpers import identity
+from tests.helpers import party_runtimes
 from tests.unit.coordinator.test_jobs import LocalLink
 
 sklearn = pytest.importorskip("sklearn")
@@ -50,30 +48,10 @@ def _links(
     bounds: Sequence[tuple[float, float]],
     max_rows: int = 1000,
 ) -> dict[str, PartyLink]:
-    parts = np.split(data, cuts)
-    links: dict[str, PartyLink] = {}
-    for pid, part in zip("abcde", parts, strict=False):
-        path = tmp_path / f"{pid}.csv"
-        np.savetxt(path, part, delimiter=",", header=",".join(names), comments="", fmt="%.17g")
-        config = PartyConfig(
-            require_signed_queries=False,  # these tests drive the runner without a client
-            party_id=pid,
-            listen="127.0.0.1:0",
-            tls=TlsFiles.from_dir(cert_dir, pid),
-            datasets=(
-                DatasetConfig(
-                    "d",
-                    path,
-                    max_rows,
-                    columns=tuple(
-                        ColumnConfig(n, lo, hi) for n, (lo, hi) in zip(names, bounds, strict=True)
-                    ),
-                    cohort=tuple("abcde"[: len(parts)]),
-                ),
-            ),
-        )
-        links[pid] = LocalLink(PartyRuntime(config, identity(cert_dir, pid)))
-    return links
+    runtimes = party_runtimes(
+        cert_dir, tmp_path, np.split(data, cuts), names, bounds, max_rows=max_rows
+    )
+    return {pid: LocalLink(runtime) for pid, runtime in runtimes.items()}
 
 
 def _pad_bounds(x: np.ndarray) -> list[tuple[float, float]]:

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mpc.config import ColumnConfig, DatasetConfig, PartyConfig, TlsFiles
 from mpc.coordinator.jobs import (
     AUTO_FRAC_BITS_MAX,
     JobRunner,
@@ -19,10 +18,9 @@ from mpc.coordinator.jobs import (
     tolerances_from_spec_json,
     value_tolerances,
 )
-from mpc.party.runtime import PartyRuntime
 from mpc.protocol.spec import ColumnBound, Statistic
 from mpc.ring import DEFAULT_FRAC_BITS
-from tests.helpers import identity
+from tests.helpers import party_runtimes
 from tests.unit.coordinator.test_jobs import LocalLink
 
 sklearn = pytest.importorskip("sklearn")
@@ -59,29 +57,11 @@ def _links(
     names: list[str],
     bounds: list[tuple[float, float]],
 ) -> dict[str, PartyLink]:
-    links: dict[str, PartyLink] = {}
-    for pid, part in zip("abc", np.array_split(data, 3), strict=True):
-        path = tmp_path / f"{pid}.csv"
-        np.savetxt(path, part, delimiter=",", header=",".join(names), comments="", fmt="%.17g")
-        config = PartyConfig(
-            require_signed_queries=False,  # these tests drive the runner without a client
-            party_id=pid,
-            listen="127.0.0.1:0",
-            tls=TlsFiles.from_dir(cert_dir, pid),
-            datasets=(
-                DatasetConfig(
-                    "cancer",
-                    path,
-                    MAX_ROWS,
-                    columns=tuple(
-                        ColumnConfig(n, lo, hi) for n, (lo, hi) in zip(names, bounds, strict=True)
-                    ),
-                    cohort=("a", "b", "c"),
-                ),
-            ),
-        )
-        links[pid] = LocalLink(PartyRuntime(config, identity(cert_dir, pid)))
-    return links
+    parts = np.array_split(data, 3)
+    runtimes = party_runtimes(
+        cert_dir, tmp_path, parts, names, bounds, dataset="cancer", max_rows=MAX_ROWS
+    )
+    return {pid: LocalLink(runtime) for pid, runtime in runtimes.items()}
 
 
 def test_variance_at_default_settings_matches_numpy_for_every_column(

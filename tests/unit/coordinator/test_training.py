@@ -9,16 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mpc.config import BudgetConfig, ColumnConfig, DatasetConfig, PartyConfig, TlsFiles
+from mpc.config import BudgetConfig
 from mpc.coordinator.jobs import JobRunner, PartyLink, Query
 from mpc.coordinator.training import TrainingInterruptedError, TrainState, resume_query, train
 from mpc.errors import PrivacyBudgetError
 from mpc.ledger import Ledger
-from mpc.party.runtime import PartyRuntime
 from mpc.protocol.spec import Method, Model, NoiseMode, Standardise, Statistic, TrainingSpec
 from mpc.ring import RingVector
 from mpc.training import holdout_mask, poisson_mask, predict
-from tests.helpers import identity
+from tests.helpers import party_runtimes
 from tests.unit.coordinator.test_jobs import LocalLink
 
 sklearn = pytest.importorskip("sklearn")
@@ -52,33 +51,10 @@ def _links(
     budget: BudgetConfig | None = None,
     link: type[LocalLink] = LocalLink,
 ) -> dict[str, PartyLink]:
-    bounds = _bounds(data)
-    parts = np.split(data, cuts)
-    links: dict[str, PartyLink] = {}
-    for pid, part in zip("abcde", parts, strict=False):
-        path = tmp_path / f"{pid}.csv"
-        np.savetxt(path, part, delimiter=",", header=",".join(names), comments="", fmt="%.17g")
-        config = PartyConfig(
-            require_signed_queries=False,  # these tests drive the runner without a client
-            party_id=pid,
-            listen="127.0.0.1:0",
-            tls=TlsFiles.from_dir(cert_dir, pid),
-            datasets=(
-                DatasetConfig(
-                    "d",
-                    path,
-                    1000,
-                    columns=tuple(
-                        ColumnConfig(n, lo, hi) for n, (lo, hi) in zip(names, bounds, strict=True)
-                    ),
-                    budget=budget,
-                    cohort=None if budget else tuple("abcde"[: len(parts)]),
-                ),
-            ),
-            ledger=tmp_path / f"{pid}.ledger.sqlite" if budget else None,
-        )
-        links[pid] = link(PartyRuntime(config, identity(cert_dir, pid)))
-    return links
+    runtimes = party_runtimes(
+        cert_dir, tmp_path, np.split(data, cuts), names, _bounds(data), budget=budget
+    )
+    return {pid: link(runtime) for pid, runtime in runtimes.items()}
 
 
 def _query(names: Sequence[str], training: TrainingSpec, **kw: object) -> Query:
