@@ -20,6 +20,7 @@ from cryptography import x509
 
 from mpc.errors import ProtocolError, QueryError
 from mpc.identity import cert_name, check_party_id
+from mpc.protocol.frame import COMPARISONS, MAX_CELLS, Condition, Frame, GroupKey, Op
 from mpc.ring import MAX_FRAC_BITS
 from mpc.sharing import spec_digest_of
 
@@ -36,6 +37,11 @@ class Statistic(StrEnum):
     TRAIN = "train"  # one round of a training job (see TrainingSpec and mpc.training)
     VARIANCE = "variance"  # sample variance per column (centred moments, see mpc.stats)
     HISTOGRAM = "histogram"  # counts per bin of one column over declared bin edges
+    COVARIANCE = "covariance"  # covariance matrix of the columns (one Gram round)
+    CORRELATION = "correlation"  # Pearson correlation matrix (the same Gram round)
+    CONTINGENCY = "contingency"  # counts over two group keys, with a chi-square test
+    TTEST = "ttest"  # Welch's t-test per column between the two cells of one group key
+    QUANTILE = "quantile"  # quantiles of one column from a fine (DP: hierarchical) histogram
 
 
 class NoiseMode(StrEnum):
@@ -53,8 +59,34 @@ DP_STATISTICS = frozenset(
         Statistic.TRAIN,
         Statistic.VARIANCE,
         Statistic.HISTOGRAM,
+        Statistic.COVARIANCE,
+        Statistic.CORRELATION,
+        Statistic.CONTINGENCY,
+        Statistic.TTEST,
+        Statistic.QUANTILE,
     }
 )
+
+#: Statistics computed over a frame (mpc.protocol.frame): they take ``where`` and ``group_by``.
+FRAME_STATISTICS = frozenset(
+    {
+        Statistic.SUM,
+        Statistic.COUNT,
+        Statistic.MEAN,
+        Statistic.VARIANCE,
+        Statistic.HISTOGRAM,
+        Statistic.COVARIANCE,
+        Statistic.CORRELATION,
+        Statistic.CONTINGENCY,
+        Statistic.TTEST,
+        Statistic.QUANTILE,
+    }
+)
+#: Statistics whose values come from bin edges (``bin_edges``).
+BINNED_STATISTICS = frozenset({Statistic.HISTOGRAM, Statistic.QUANTILE})
+#: Most group keys of one job, and most nodes of one ``where`` condition.
+MAX_GROUP_KEYS = 4
+MAX_CONDITION_NODES = 64
 
 #: Largest number of histogram bins (the output vector has one entry per bin); each party caps
 #: it further with its own ``max_bins`` policy.
@@ -205,10 +237,18 @@ class JobSpec:
     #: The client's signed query; parties verify it themselves (None: an unsigned job,
     #: which parties refuse unless their config says require_signed_queries = false).
     client: ClientAuth | None = None
+    #: Public row filter (None: every row); see :mod:`mpc.protocol.frame`.
+    where: Condition | None = None
+    #: Public group keys: the statistic is computed per cell, row-major (first key slowest).
+    group_by: tuple[GroupKey, ...] = ()
+    #: Quantile probabilities in (0, 1) (statistic ``quantile`` only).
+    quantiles: tuple[float, ...] = ()
     _digest: bytes = field(default=b"", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bin_edges", tuple(float(e) for e in self.bin_edges))
+        object.__setattr__(self, "group_by", tuple(self.group_by))
+        object.__setattr__(self, "quantiles", tuple(float(q) for q in self.quantiles))
         validate_spec(self)
         object.__setattr__(self, "_digest", spec_digest_of(self.canonical()))
 
@@ -229,6 +269,11 @@ class JobSpec:
     @property
     def party_ids(self) -> tuple[str, ...]:
         return tuple(p.party_id for p in self.participants)
+
+    @property
+    def frame(self) -> Frame:
+        """The rows and cells this job's statistic is computed over."""
+        return Frame(self.dataset, self.where, self.group_by)
 
     @property
     def total_max_rows(self) -> int:
@@ -254,6 +299,16 @@ class JobSpec:
         data.pop("bin_edges")  # digests of non-histogram jobs are unchanged
         if self.bin_edges:
             data["bin_edges_sha256"] = hashlib.sha256(edges_to_bytes(self.bin_edges)).hexdigest()
+        # Frames and quantiles enter only when used: digests of other jobs are unchanged.
+        data.pop("where")
+        data.pop("group_by")
+        data.pop("quantiles")
+        if self.where is not None:
+            data["where"] = self.where.to_json()
+        if self.group_by:
+            data["group_by"] = [k.to_json() for k in self.group_by]
+        if self.quantiles:
+            data["quantiles"] = list(self.quantiles)
         if self.training is None:
             data.pop("training")  # digests of non-training jobs are unchanged
         else:
@@ -324,15 +379,17 @@ def validate_spec(spec: JobSpec) -> None:
         check_bounds(bound.column, bound.lo, bound.hi)
     if spec.statistic in (Statistic.SUM, Statistic.MEAN, Statistic.VARIANCE) and not spec.columns:
         raise QueryError(f"{spec.statistic.value} needs at least one column")
-    if spec.statistic is Statistic.HISTOGRAM:
+    if spec.statistic in BINNED_STATISTICS:
+        what = spec.statistic.value
         if len(spec.columns) != 1:
-            raise QueryError("histogram needs exactly one column")
+            raise QueryError(f"{what} needs exactly one column")
         check_bin_edges(spec.bin_edges)
         bound = spec.columns[0]
         if (bound.lo, bound.hi) != (spec.bin_edges[0], spec.bin_edges[-1]):
-            raise QueryError("a histogram's column bounds must be its first and last bin edges")
+            raise QueryError(f"a {what}'s column bounds must be its first and last bin edges")
     elif spec.bin_edges:
-        raise QueryError("bin_edges are only for histogram")
+        raise QueryError("bin_edges are only for histogram and quantile")
+    validate_frame(spec)
     if spec.statistic is Statistic.VECTOR_SUM:
         if len(spec.columns) != 1 or spec.vector_length < 1:
             raise QueryError("vector_sum needs exactly one bounds entry and a vector length")
@@ -355,6 +412,82 @@ def validate_spec(spec: JobSpec) -> None:
         check_party_id(participant.party_id)
         if participant.max_rows < 0:
             raise QueryError("max_rows must be non-negative")
+
+
+def check_condition(condition: Condition) -> None:
+    """A ``where`` condition: at most MAX_CONDITION_NODES nodes, finite constants, non-empty
+    and duplicate-free category sets."""
+    nodes = [condition]
+    seen = 0
+    while nodes:
+        node = nodes.pop()
+        seen += 1
+        if seen > MAX_CONDITION_NODES:
+            raise QueryError(f"a where condition has at most {MAX_CONDITION_NODES} parts")
+        if node.op in (Op.AND, Op.OR):
+            if not node.children:
+                raise QueryError(f"an empty '{node.op.value}' in a where condition")
+            nodes.extend(node.children)
+            continue
+        if not NAME_PATTERN.match(node.column):
+            raise QueryError(f"invalid column name {node.column!r} in a where condition")
+        if node.op is Op.IN:
+            check_categories(node.column, node.categories)
+        elif node.op not in COMPARISONS:
+            raise QueryError(f"unknown operator {node.op.value!r} in a where condition")
+        elif not math.isfinite(node.value):
+            raise QueryError(f"column {node.column!r}: compare with a finite number")
+
+
+def check_categories(column: str, categories: tuple[str, ...]) -> None:
+    if not categories:
+        raise QueryError(f"column {column!r}: list at least one category")
+    if len(set(categories)) != len(categories):
+        raise QueryError(f"column {column!r}: a category is listed twice")
+    for category in categories:
+        if not isinstance(category, str) or not 0 < len(category) <= 128:
+            raise QueryError(f"column {column!r}: categories are 1-128 characters")
+
+
+def validate_frame(spec: JobSpec) -> None:
+    """``where``, ``group_by`` and ``quantiles``: only where the statistic takes them."""
+    framed = spec.where is not None or spec.group_by
+    if framed and spec.statistic not in FRAME_STATISTICS:
+        raise QueryError(f"{spec.statistic.value} takes no where or group_by")
+    if spec.where is not None:
+        check_condition(spec.where)
+    if len(spec.group_by) > MAX_GROUP_KEYS:
+        raise QueryError(f"group by at most {MAX_GROUP_KEYS} columns")
+    keys = [k.column for k in spec.group_by]
+    if len(set(keys)) != len(keys):
+        raise QueryError("a group_by column is listed twice")
+    for key in spec.group_by:
+        if not NAME_PATTERN.match(key.column):
+            raise QueryError(f"invalid group_by column name {key.column!r}")
+        if bool(key.categories) == bool(key.edges):
+            raise QueryError(f"group_by column {key.column!r}: give categories or bin edges")
+        if key.categories:
+            check_categories(key.column, key.categories)
+        else:
+            check_bin_edges(key.edges)
+    cells = spec.frame.cells * (len(spec.bin_edges) - 1 if spec.bin_edges else 1)
+    if cells > MAX_CELLS:
+        raise QueryError(f"a job has at most {MAX_CELLS} cells (groups times bins)")
+    if spec.statistic is Statistic.CONTINGENCY and (len(spec.group_by) != 2 or spec.columns):
+        raise QueryError("a contingency table groups by exactly two columns and reads no other")
+    if spec.statistic is Statistic.TTEST and (
+        len(spec.group_by) != 1 or spec.group_by[0].size != 2 or not spec.columns
+    ):
+        raise QueryError("a t-test needs columns and one group_by key with exactly 2 groups")
+    if spec.statistic in (Statistic.COVARIANCE, Statistic.CORRELATION) and len(spec.columns) < 2:
+        raise QueryError(f"{spec.statistic.value} needs at least two columns")
+    if spec.statistic is Statistic.QUANTILE:
+        if not spec.quantiles:
+            raise QueryError("quantile needs at least one probability")
+        if not all(0 < q < 1 for q in spec.quantiles):
+            raise QueryError("quantile probabilities must be between 0 and 1 (exclusive)")
+    elif spec.quantiles:
+        raise QueryError("quantiles are only for the quantile statistic")
 
 
 def validate_privacy(privacy: PrivacySpec, statistic: Statistic, parties: int) -> None:
@@ -435,7 +568,11 @@ def validate_training(
 
 
 __all__ = [
+    "BINNED_STATISTICS",
     "DP_STATISTICS",
+    "FRAME_STATISTICS",
+    "MAX_CONDITION_NODES",
+    "MAX_GROUP_KEYS",
     "MAX_HISTOGRAM_BINS",
     "MAX_LR",
     "PROTOCOL_VERSION",
@@ -452,7 +589,10 @@ __all__ = [
     "TrainingSpec",
     "check_bin_edges",
     "check_bounds",
+    "check_categories",
+    "check_condition",
     "edges_to_bytes",
+    "validate_frame",
     "validate_privacy",
     "validate_spec",
     "validate_training",
