@@ -30,7 +30,7 @@ import logging
 import math
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +39,7 @@ import numpy.typing as npt
 
 from mpc.config import DatasetConfig
 from mpc.errors import InputDataError
+from mpc.protocol.frame import Aggregates, Request, aggregate_arrays
 from mpc.ring import FloatVector
 
 log = logging.getLogger(__name__)
@@ -508,6 +509,19 @@ class DataStore:
             if self._loaded.get(name) is loaded:
                 self._tables[key] = (loaded, table)
             return table
+
+    def aggregate(self, request: Request) -> Aggregates:
+        """Per-cell aggregates of a frame over the complete rows (numpy reference engine)."""
+        table = self.table(request.frame.dataset, request.columns())
+        return aggregate_arrays(request, table.columns)
+
+    def batches(
+        self, name: str, columns: list[str], batch_rows: int = 65536
+    ) -> Iterator[dict[str, FloatVector]]:
+        """The complete rows of ``columns``, ``batch_rows`` at a time."""
+        table = self.table(name, columns)
+        for start in range(0, max(table.rows, 1), batch_rows):
+            yield {c: table.columns[c][start : start + batch_rows] for c in columns}
 
     def vector(self, name: str) -> FloatVector:
         config = self.config(name)

@@ -10,10 +10,7 @@ Adding a statistic is adding an entry, not a protocol.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import Protocol
 
 import numpy as np
 
@@ -21,36 +18,11 @@ from mpc import dp
 from mpc.errors import QueryError
 from mpc.protocol.spec import JobSpec, Statistic
 from mpc.ring import Component, FloatVector, RingVector, encode_saturating
+from mpc.stats.base import Layout, LocalData, StatisticDef, default_layout
 from mpc.training import components as _train_components
 from mpc.training import shape as _train_shape
 from mpc.training import step_length as _train_step_length
 from mpc.training import train_local as _train_local
-
-
-class LocalData(Protocol):
-    """What a statistic may read from a party's data."""
-
-    def table(self, name: str, columns: list[str]) -> _TableLike: ...
-
-    def vector(self, name: str) -> FloatVector: ...
-
-
-class _TableLike(Protocol):
-    @property
-    def rows(self) -> int: ...
-
-    def column(self, name: str) -> FloatVector: ...
-
-
-@dataclass(frozen=True)
-class StatisticDef:
-    name: Statistic
-    output_length: Callable[[JobSpec], int]
-    components: Callable[[JobSpec], list[Component]]
-    # (spec, the party's data, the round's public input or None) -> encoded statistic
-    local: Callable[[JobSpec, LocalData, FloatVector | None], RingVector | EncodedVector]
-    finish: Callable[[JobSpec, FloatVector], FloatVector]
-    labels: Callable[[JobSpec], list[str]]
 
 
 def _clamped_sums(spec: JobSpec, data: LocalData) -> tuple[list[np.uint64], int]:
@@ -328,4 +300,12 @@ def definition(statistic: Statistic) -> StatisticDef:
     return REGISTRY[statistic]
 
 
-__all__ = ["REGISTRY", "EncodedVector", "LocalData", "StatisticDef", "definition"]
+__all__ = [
+    "REGISTRY",
+    "EncodedVector",
+    "Layout",
+    "LocalData",
+    "StatisticDef",
+    "default_layout",
+    "definition",
+]
