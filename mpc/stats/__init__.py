@@ -18,6 +18,7 @@ from mpc import dp
 from mpc.errors import QueryError
 from mpc.protocol.spec import JobSpec, Statistic
 from mpc.ring import Component, FloatVector, RingVector, encode_saturating
+from mpc.stats.analyses import REGISTRY as _ANALYSES
 from mpc.stats.base import Layout, LocalData, StatisticDef, default_layout
 from mpc.training import components as _train_components
 from mpc.training import shape as _train_shape
@@ -296,8 +297,14 @@ REGISTRY: dict[Statistic, StatisticDef] = {
 }
 
 
+REGISTRY.update(_ANALYSES)
+
+
 def definition(statistic: Statistic) -> StatisticDef:
-    return REGISTRY[statistic]
+    try:
+        return REGISTRY[statistic]
+    except KeyError:
+        raise QueryError(f"statistic {statistic.value!r} is not available in this build") from None
 
 
 __all__ = [
