@@ -34,169 +34,36 @@ line's bytes as they are, so ``verify`` keeps pointing at the edited line.
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mpc.errors import ConfigError, MpcError
-from mpc.protocol.rounds import schedule_of
-from mpc.protocol.spec import JobSpec
-from mpc.stats.privacy import NoisePlan, plan_noise
+from mpc.errors import ConfigError
+from mpc.party.audit_records import (
+    ACCEPTED,
+    EVENT_JOB,
+    EVENT_RECOVERED,
+    GENESIS,
+    REFUSED,
+    AuditError,
+    _check_line,
+    canonical,
+    client_of,
+    job_record,
+    line_hash,
+    now,
+    record_hash,
+)
+from mpc.party.audit_verify import Verification, read_records, verify
 
 log = logging.getLogger(__name__)
 
-#: ``prev`` of the first record.
-GENESIS = "0" * 64
-ACCEPTED = "accepted"
-REFUSED = "refused"
-EVENT_JOB = "job"
-EVENT_RECOVERED = "recovered"
 #: Read the tail of the log in blocks of this size.
 _BLOCK = 64 * 1024
 _FILE_MODE = 0o640
-
-
-class AuditError(ConfigError):
-    """The party cannot write its audit log; it answers no job it cannot record."""
-
-
-# --- records -------------------------------------------------------------------------------
-
-
-def canonical(record: Mapping[str, Any]) -> bytes:
-    """A record's canonical JSON: sorted keys, no spaces, ASCII, no NaN."""
-    return json.dumps(
-        record, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode()
-
-
-def record_hash(record: Mapping[str, Any]) -> str:
-    """The ``hash`` of a record: SHA-256 over its canonical JSON without ``hash``."""
-    return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
-
-
-def line_hash(line: bytes) -> str:
-    """The ``prev`` of the record after ``line`` (its bytes without the newline)."""
-    return hashlib.sha256(line).hexdigest()
-
-
-def now() -> str:
-    """UTC time with milliseconds, e.g. ``2025-01-31T12:00:00.123Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def client_of(spec: JobSpec) -> str:
-    """The client a job was asked for, when the spec names one; else ``"unknown"``.
-
-    Works whether a spec carries ``client_id`` (a name) or ``client`` (a name, or an object
-    with a ``name`` / ``client_id``), and with specs that carry neither yet.
-    """
-    for attribute in ("client_id", "client"):
-        try:
-            value = getattr(spec, attribute, None)
-        except Exception:  # a malformed certificate in an unverified spec: no name
-            value = None
-        if isinstance(value, str) and value:
-            return value
-        for inner in ("name", "client_id"):
-            nested = getattr(value, inner, None)
-            if isinstance(nested, str) and nested:
-                return nested
-    return "unknown"
-
-
-def _dp(spec: JobSpec, plan: NoisePlan | None, charged: bool) -> dict[str, Any] | None:
-    privacy = spec.privacy
-    if privacy is None:
-        return None
-    if plan is None:
-        try:
-            plan = plan_noise(spec)  # public: from the spec alone (the cost it would have had)
-        except MpcError:
-            plan = None
-    return {
-        "noise": privacy.noise.value,
-        "epsilon": privacy.epsilon,
-        "delta": privacy.delta,
-        "colluders": privacy.colluders,
-        "rho": float(plan.cost.rho) if plan is not None else None,
-        "charged": charged,
-    }
-
-
-def job_record(
-    party_id: str,
-    spec: JobSpec,
-    outcome: str,
-    *,
-    reason: str = "",
-    error: str = "",
-    plan: NoisePlan | None = None,
-    charged: bool = False,
-) -> dict[str, Any]:
-    """The audit record of one job (without ``seq``, ``prev`` and ``hash``): public only."""
-    try:
-        rounds: int | None = schedule_of(spec).total_rounds
-    except MpcError:
-        rounds = None
-    return {
-        "event": EVENT_JOB,
-        "time": now(),
-        "party": party_id,
-        "job_id": spec.job_id,
-        "client": client_of(spec),
-        "statistic": spec.statistic.value,
-        "dataset": spec.dataset,
-        "columns": [c.column for c in spec.columns],
-        "bounds": {c.column: [c.lo, c.hi] for c in spec.columns},
-        "participants": list(spec.party_ids),
-        "rounds": rounds,
-        "dp": _dp(spec, plan, charged),
-        "outcome": outcome,
-        "reason": reason,
-        "error": error,
-    }
-
-
-# --- checking lines ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Line:
-    """One line of the log, parsed and checked on its own (not yet against the chain)."""
-
-    record: dict[str, Any] | None  # None: not JSON at all (perhaps a torn write)
-    problem: str | None  # None: the line is a well-formed record whose hash verifies
-
-
-def _check_line(body: bytes) -> _Line:
-    try:
-        value = json.loads(body)
-    except ValueError:
-        return _Line(None, "bad JSON (not a complete record)")
-    if not isinstance(value, dict):
-        return _Line({}, "not a JSON object")
-    seq, prev, digest = value.get("seq"), value.get("prev"), value.get("hash")
-    if isinstance(seq, bool) or not isinstance(seq, int):
-        return _Line(value, "missing or malformed seq")
-    for name, text in (("prev", prev), ("hash", digest)):
-        if not isinstance(text, str) or len(text) != 64:
-            return _Line(value, f"missing or malformed {name}")
-    if record_hash(value) != digest:
-        return _Line(value, "hash mismatch: the record was changed after it was written")
-    try:
-        if canonical(value) != body:
-            return _Line(value, "not in canonical form: the line was rewritten")
-    except ValueError:
-        return _Line(value, "not in canonical form: the line was rewritten")
-    return _Line(value, None)
 
 
 # --- writing -------------------------------------------------------------------------------
@@ -394,117 +261,6 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-# --- reading and verifying -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The result of :func:`verify`."""
-
-    path: Path
-    ok: bool
-    records: int  # records checked (all of them when ok)
-    head: str  # line_hash of the last good line: the chain head to keep elsewhere
-    line: int | None = None  # first bad line (1-based)
-    problem: str | None = None
-    notes: tuple[str, ...] = field(default=())
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "ok": self.ok,
-            "records": self.records,
-            "head": self.head,
-            "line": self.line,
-            "problem": self.problem,
-            "notes": list(self.notes),
-        }
-
-
-def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
-    """``(line number, bytes without newline, complete)`` of every line of ``path``."""
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            complete = raw.endswith(b"\n")
-            yield number, raw[:-1] if complete else raw, complete
-
-
-def verify(path: Path) -> Verification:
-    """Check every line of the log and the chain; stop at the first problem.
-
-    Raises :class:`ConfigError` when the file cannot be read.
-    """
-    prev, seq, records = GENESIS, 0, 0
-    notes: list[str] = []
-    pending: tuple[int, bytes, str] | None = None  # a bad line: a sealed torn write?
-
-    def failed(line: int, problem: str) -> Verification:
-        return Verification(path, False, records, prev, line, problem, tuple(notes))
-
-    try:
-        for number, body, complete in _lines(path):
-            if not complete:
-                if pending is not None:
-                    return failed(pending[0], pending[2])
-                return failed(
-                    number,
-                    "torn last line: an interrupted write (e.g. a crash while appending); the "
-                    "party seals it when it next starts",
-                )
-            checked = _check_line(body)
-            if pending is not None:
-                record = checked.record
-                if (
-                    checked.problem is None
-                    and record is not None
-                    and record.get("event") == EVENT_RECOVERED
-                    and record.get("torn_sha256") == line_hash(pending[1])
-                ):
-                    notes.append(
-                        f"line {pending[0]}: a torn write (e.g. a crash), sealed by the party "
-                        f"at line {number}"
-                    )
-                    pending = None
-                else:
-                    return failed(pending[0], pending[2])
-            elif checked.problem is not None:
-                pending = (number, body, checked.problem)
-                continue
-            if checked.problem is not None or checked.record is None:
-                return failed(number, checked.problem or "bad JSON")
-            record = checked.record
-            if record["prev"] != prev:
-                return failed(
-                    number,
-                    "broken link: prev is not the hash of the line before (a record was "
-                    "deleted, inserted or moved)",
-                )
-            if record["seq"] != seq + 1:
-                return failed(number, f"seq {record['seq']} where {seq + 1} was expected")
-            prev, seq, records = line_hash(body), seq + 1, records + 1
-    except OSError as exc:
-        raise ConfigError(f"cannot read the audit log {path}: {exc.strerror}") from exc
-    if pending is not None:
-        return failed(pending[0], pending[2])
-    return Verification(path, True, records, prev, notes=tuple(notes))
-
-
-def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
-    """``(line number, record or None when the line is not a JSON object)`` per line.
-
-    For display only: nothing is verified here (see :func:`verify`).
-    """
-    try:
-        for number, body, _ in _lines(path):
-            try:
-                value = json.loads(body)
-            except ValueError:
-                value = None
-            yield number, value if isinstance(value, dict) else None
-    except OSError as exc:
-        raise ConfigError(f"cannot read the audit log {path}: {exc.strerror}") from exc
 
 
 __all__ = [
