@@ -4,7 +4,8 @@
 # Runs on the host with the host's CPython 3.11 (the image's interpreter is
 # CPython 3.11 too, so cp311 / abi3 / manylinux wheels match).  The result:
 #
-#   docker/wheelhouse/deps/*.whl     every runtime dependency, resolved by pip
+#   docker/wheelhouse/deps/*.whl     every runtime dependency, resolved by pip,
+#                                    with the sql extra (duckdb, pyarrow, psycopg)
 #   docker/wheelhouse/project/*.whl  the mpc wheel itself
 #
 # Two directories so the image's dependency layer stays cached while only the
@@ -67,7 +68,7 @@ start=$(date +%s)
 log "pip wheel (Python $pyver: $(command -v "$PYTHON")) -> $WHEELHOUSE"
 # shellcheck disable=SC2086
 if ! "$PYTHON" -m pip wheel --disable-pip-version-check --prefer-binary \
-        --wheel-dir "$tmp/all" ${PIP_WHEEL_ARGS:-} "$src" >"$tmp/pip.log" 2>&1; then
+        --wheel-dir "$tmp/all" ${PIP_WHEEL_ARGS:-} "$src[sql]" >"$tmp/pip.log" 2>&1; then
     tail -n 40 "$tmp/pip.log" >&2
     die "pip wheel failed (the package may not build in its current state; output above)"
 fi

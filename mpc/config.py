@@ -6,13 +6,28 @@ folder can be moved or mounted anywhere.
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mpc.dp.accountant import Budget
+from mpc.config_datasets import (
+    ACCESS_STATISTICS,
+    DEFAULT_MAX_BINS,
+    DEFAULT_MIN_PARTIES,
+    SOURCES,
+    SQL_SOURCES,
+    BudgetConfig,
+    ClientAccess,
+    ColumnConfig,
+    DatasetConfig,
+    Participation,
+    _budget,
+    _number,
+    _require,
+    _resolve,
+    parse_dataset,
+)
 from mpc.errors import ConfigError
 from mpc.identity import Identity, check_party_id, load_identity
 
@@ -38,88 +53,6 @@ class TlsFiles:
         return cls(
             ca=directory / "ca.pem", cert=directory / f"{name}.pem", key=directory / f"{name}.key"
         )
-
-
-@dataclass(frozen=True)
-class ColumnConfig:
-    name: str
-    lo: float | None = None
-    hi: float | None = None
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class BudgetConfig:
-    """A privacy budget in (epsilon, delta); enforced by whoever holds the ledger."""
-
-    epsilon: float
-    delta: float
-    allow_central: bool = False  # parties: also accept central noise (coordinator sees sums)
-
-    def budget(self) -> Budget:
-        return Budget.from_epsilon_delta(self.epsilon, self.delta)
-
-
-class Participation:
-    """Participation modes of a dataset (the party's defence against differencing).
-
-    ``cohort``: exact releases are allowed, but every job on the dataset, DP or not, has
-    exactly the dataset's cohort as participants, so no two releases differ by a party.
-    ``dp-only``: every release is noised and charged to this party's ledger; any subset of
-    at least ``min_parties`` parties may take part.
-    """
-
-    COHORT = "cohort"
-    DP_ONLY = "dp-only"
-
-
-#: Names a client access entry may list in ``statistics`` (a statistic, or "train").
-ACCESS_STATISTICS = ("sum", "count", "mean", "variance", "histogram", "vector_sum", "train")
-
-
-@dataclass(frozen=True)
-class ClientAccess:
-    """What one client identity may ask of one dataset (the data owner's decision)."""
-
-    client: str
-    statistics: tuple[str, ...] | None = None  # None: every statistic
-    exact: bool = False  # may this client get exact (non-DP) results?
-    budget: BudgetConfig | None = None  # this client's own budget on the dataset
-
-
-#: Default cap on histogram bins per dataset (fine enough for plots and quantiles, far too
-#: coarse to locate a single row).
-DEFAULT_MAX_BINS = 1024
-DEFAULT_MIN_PARTIES = 2
-
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    name: str
-    path: Path
-    max_rows: int
-    kind: str = "table"  # "table" (CSV) or "vector" (.npy, one float64 vector)
-    columns: tuple[ColumnConfig, ...] = ()
-    description: str = ""
-    budget: BudgetConfig | None = None  # set: only DP jobs, charged to this party's ledger
-    #: "cohort" or "dp-only"; None: dp-only when the dataset has a budget, else cohort.
-    participation: str | None = None
-    #: Cohort mode: the exact participant set of every job; None: pinned at first use.
-    cohort: tuple[str, ...] | None = None
-    min_parties: int = DEFAULT_MIN_PARTIES
-    max_bins: int = DEFAULT_MAX_BINS
-    #: Which clients may query the dataset and how; None: any client of the consortium CA
-    #: may run anything the participation policy allows.
-    access: tuple[ClientAccess, ...] | None = None
-    #: Empty CSV cells: "error" makes the column unavailable; "drop" keeps it, and a job
-    #: using columns C drops (locally) every row with an empty cell in C.
-    missing: str = "error"
-
-    @property
-    def mode(self) -> str:
-        if self.participation is not None:
-            return self.participation
-        return Participation.DP_ONLY if self.budget is not None else Participation.COHORT
 
 
 @dataclass(frozen=True)
@@ -180,22 +113,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
 
 
-def _require(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
-    if key not in table:
-        raise ConfigError(f"{where}: missing required key {key!r}")
-    value = table[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise ConfigError(f"{where}: {key!r} must be a {kind.__name__}")
-    return value
-
-
-def _resolve(base: Path, value: str) -> Path:
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (base / path)
-
-
 def _tls(table: dict[str, Any], base: Path, where: str) -> TlsFiles:
     tls = _require(table, "tls", dict, where)
     crl = tls.get("crl")
@@ -209,30 +126,6 @@ def _tls(table: dict[str, Any], base: Path, where: str) -> TlsFiles:
     )
 
 
-def _number(table: dict[str, Any], key: str, where: str) -> float | None:
-    if key not in table:
-        return None
-    value = table[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{where}: {key!r} must be a finite number")
-    return float(value)
-
-
-def _budget(table: object, where: str, *, party: bool) -> BudgetConfig:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: must be a table with epsilon and delta")
-    epsilon = _number(table, "epsilon", where)
-    delta = _number(table, "delta", where)
-    if epsilon is None or epsilon <= 0:
-        raise ConfigError(f"{where}: epsilon must be a positive number")
-    if delta is None or not 0 < delta < 1:
-        raise ConfigError(f"{where}: delta must be in (0, 1)")
-    allow_central = table.get("allow_central", False)
-    if not isinstance(allow_central, bool) or (allow_central and not party):
-        raise ConfigError(f"{where}: allow_central must be true or false (parties only)")
-    return BudgetConfig(epsilon, delta, allow_central)
-
-
 def _check_listen(address: str, where: str) -> str:
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -240,125 +133,15 @@ def _check_listen(address: str, where: str) -> str:
     return address
 
 
-def _participation(
-    table: dict[str, Any], party_id: str, budget: BudgetConfig | None, where: str
-) -> dict[str, Any]:
-    """The participation policy keys of one dataset table (see :class:`Participation`)."""
-    mode = table.get("participation")
-    if mode is not None and mode not in (Participation.COHORT, Participation.DP_ONLY):
-        raise ConfigError(f"{where}: participation must be 'cohort' or 'dp-only'")
-    effective = mode or (Participation.DP_ONLY if budget is not None else Participation.COHORT)
-    if effective == Participation.DP_ONLY and budget is None:
-        raise ConfigError(
-            f"{where}: participation 'dp-only' needs a [budget]: every release is charged to it"
-        )
-    out: dict[str, Any] = {"participation": mode}
-    for key, default, least in (("min_parties", DEFAULT_MIN_PARTIES, 2), ("max_bins", None, 1)):
-        value = table.get(key, default)
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ConfigError(f"{where}: {key} must be an integer of at least {least}")
-        out[key] = value
-    cohort = table.get("cohort")
-    if cohort is not None:
-        if effective != Participation.COHORT:
-            raise ConfigError(f"{where}: a cohort is for participation 'cohort' only")
-        if not isinstance(cohort, list) or not all(isinstance(p, str) for p in cohort):
-            raise ConfigError(f"{where}: cohort must be a list of party ids")
-        members = tuple(sorted({check_party_id(p) for p in cohort}))
-        if len(members) != len(cohort):
-            raise ConfigError(f"{where}: cohort lists a party twice")
-        if party_id not in members:
-            raise ConfigError(f"{where}: cohort must include this party ({party_id!r})")
-        if len(members) < out.get("min_parties", DEFAULT_MIN_PARTIES):
-            raise ConfigError(f"{where}: cohort has fewer parties than min_parties")
-        out["cohort"] = members
-    return out
-
-
-def _access(table: object, where: str) -> tuple[ClientAccess, ...]:
-    """``[datasets.NAME.access.CLIENT]`` tables: statistics, exact, budget."""
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where}: must be a table of client names")
-    entries = []
-    for client, entry in table.items():
-        cwhere = f"{where}.{client}"
-        if not isinstance(entry, dict):
-            raise ConfigError(f"{cwhere}: must be a table (statistics, exact, budget)")
-        unknown = set(entry) - {"statistics", "exact", "budget"}
-        if unknown:
-            raise ConfigError(f"{cwhere}: unknown key(s) {sorted(unknown)}")
-        statistics = entry.get("statistics")
-        if statistics is not None:
-            if not isinstance(statistics, list) or not all(
-                isinstance(x, str) and x in ACCESS_STATISTICS for x in statistics
-            ):
-                raise ConfigError(
-                    f"{cwhere}: statistics must be a list of {', '.join(ACCESS_STATISTICS)}"
-                )
-            statistics = tuple(statistics)
-        exact = entry.get("exact", False)
-        if not isinstance(exact, bool):
-            raise ConfigError(f"{cwhere}: exact must be true or false")
-        budget = (
-            _budget(entry["budget"], f"{cwhere}.budget", party=False) if "budget" in entry else None
-        )
-        entries.append(ClientAccess(str(client), statistics, exact, budget))
-    return tuple(entries)
-
-
 def load_party_config(path: Path) -> PartyConfig:
     where = str(path)
     data = _read_toml(path)
     base = path.parent
     party_id = check_party_id(_require(data, "id", str, where))
-    datasets: list[DatasetConfig] = []
-    for name, table in _require(data, "datasets", dict, where).items():
-        dwhere = f"{where} [datasets.{name}]"
-        if not isinstance(table, dict):
-            raise ConfigError(f"{dwhere}: must be a table")
-        max_rows = _require(table, "max_rows", int, dwhere)
-        if max_rows < 1:
-            raise ConfigError(f"{dwhere}: max_rows must be at least 1")
-        kind = table.get("kind", "table")
-        if kind not in ("table", "vector"):
-            raise ConfigError(f"{dwhere}: kind must be 'table' or 'vector'")
-        missing = table.get("missing", "error")
-        if missing not in ("error", "drop"):
-            raise ConfigError(f"{dwhere}: missing must be 'error' or 'drop'")
-        if missing == "drop" and kind != "table":
-            raise ConfigError(f"{dwhere}: missing = 'drop' is for CSV tables only")
-        columns: list[ColumnConfig] = []
-        for column, spec in (table.get("columns") or {}).items():
-            cwhere = f"{dwhere} column {column!r}"
-            if not isinstance(spec, dict):
-                raise ConfigError(f"{cwhere}: must be a table")
-            lo, hi = _number(spec, "lo", cwhere), _number(spec, "hi", cwhere)
-            if (lo is None) != (hi is None):
-                raise ConfigError(f"{cwhere}: give both lo and hi, or neither")
-            if lo is not None and hi is not None and lo > hi:
-                raise ConfigError(f"{cwhere}: lo must not exceed hi")
-            columns.append(ColumnConfig(column, lo, hi, str(spec.get("description", ""))))
-        budget = (
-            _budget(table["budget"], f"{dwhere} budget", party=True) if "budget" in table else None
-        )
-        policy = _participation(table, party_id, budget, dwhere)
-        if "access" in table:
-            policy["access"] = _access(table["access"], f"{dwhere} access")
-        datasets.append(
-            DatasetConfig(
-                name=name,
-                path=_resolve(base, _require(table, "path", str, dwhere)),
-                max_rows=max_rows,
-                kind=kind,
-                columns=tuple(columns),
-                description=str(table.get("description", "")),
-                budget=budget,
-                missing=missing,
-                **policy,
-            )
-        )
+    datasets = [
+        parse_dataset(name, table, base, party_id, where)
+        for name, table in _require(data, "datasets", dict, where).items()
+    ]
     ledger = _resolve(base, data["ledger"]) if isinstance(data.get("ledger"), str) else None
     # The state database is needed for DP charges and for pinning a cohort at first use.
     needs_state = any(
@@ -465,9 +248,13 @@ def load_coordinator_config(path: Path) -> CoordinatorConfig:
 
 
 __all__ = [
+    "ACCESS_STATISTICS",
     "DEFAULT_MAX_BINS",
     "DEFAULT_MIN_PARTIES",
+    "SOURCES",
+    "SQL_SOURCES",
     "BudgetConfig",
+    "ClientAccess",
     "ColumnConfig",
     "CoordinatorConfig",
     "DatasetConfig",

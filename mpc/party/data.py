@@ -1,425 +1,111 @@
-"""Local data connectors: CSV tables and .npy vectors, validated when loaded and cached.
+"""The party's datasets: CSV tables, .npy vectors and SQL sources, validated when loaded.
 
-A dataset is validated when it is loaded: at start-up and again whenever its file changes (a
-new ``(mtime_ns, size)`` stamp, checked on every access), never per job. Loading never raises
-for a data problem. It records a *public status* instead (the dataset is available or not;
-each CSV column is available or not) and logs the details for the operator: file, line,
-column and what is wrong, never a cell's value.
+Sources (``source`` in the party config): CSV and .npy files are read whole and validated
+here (:mod:`mpc.party.sources.files`); Parquet, DuckDB and PostgreSQL datasets are SQL
+sources (:mod:`mpc.party.sources`) whose local statistics are pushed down into the engine
+(:meth:`DataStore.aggregate`: one statement per request) and whose rows are streamed
+(:meth:`DataStore.batches`), so a large table never enters this process whole. A SQL source
+is validated at start-up and when its file changes (Parquet, DuckDB file), or when its last
+validation is ``refresh_seconds`` old (PostgreSQL, in-memory DuckDB; checked on access):
+the relation exists, declared columns exist with numeric (or, categorical, text) types, and
+it has at most ``max_rows`` rows. A database failure during a job is logged without its
+message and reported with the dataset's fixed "unavailable" text.
 
-What a job sees depends on the data only through that public status: :meth:`DataStore.table`
-and :meth:`DataStore.vector` raise :class:`InputDataError` with fixed texts naming only the
+File datasets are validated when their file changes, never per job, into a *public status*
+(see :mod:`mpc.party.sources.files` for the rules, empty cells and the ``missing`` policy).
+What a job sees depends on the data only through that status: :meth:`DataStore.table` and
+:meth:`DataStore.vector` raise :class:`InputDataError` with fixed texts naming only the
 dataset and column, never a path, line number or value.
-
-Parsing uses numpy's C reader on all columns at once. Only when that fails do we parse the
-columns one by one to find the bad ones, and only then rescan the file with the ``csv``
-module to find the line to log.
-
-Empty cells follow the dataset's ``missing`` policy. ``"error"`` (the default): an empty cell
-makes its column unavailable, like any bad cell. ``"drop"``: a column whose only problems are
-empty cells stays available (empty cells are loaded as NaN and recorded in a per-column mask),
-and :meth:`DataStore.table` returns only the rows complete in the columns a job asked for, so
-a job's row count is the number of those rows. NaN, infinity and non-numbers still make a
-column unavailable under either policy.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import glob
 import logging
-import math
 import threading
-import warnings
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from mpc.config import DatasetConfig
+from mpc.config import SQL_SOURCES, DatasetConfig
 from mpc.errors import InputDataError
-from mpc.protocol.frame import Aggregates, Request, aggregate_arrays
+from mpc.party.sources.base import SourceFailure, SqlSource, Validated, open_source, validate
+from mpc.party.sources.files import Dataset, Table, _complete_rows, _stamp, load_dataset
+from mpc.protocol.frame import COMPARISONS, Aggregates, Condition, Request, aggregate_arrays
 from mpc.ring import FloatVector
 
 log = logging.getLogger(__name__)
 
-Stamp = tuple[int, int]  # (st_mtime_ns, st_size) of a dataset file
-
 _TABLE_CACHE_LIMIT = 1024  # distinct (dataset, columns) requests kept; then the cache restarts
+#: Least time between two validations of a PostgreSQL (or in-memory DuckDB) dataset.
+REFRESH_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
-class Table:
-    """Validated numeric columns of one dataset (only the columns a job asked for)."""
-
-    rows: int
-    columns: dict[str, FloatVector]
-
-    def column(self, name: str) -> FloatVector:
-        return self.columns[name]
+class _SqlLoad:
+    stamp: object  # the files' stamps; None for a source without files
+    checked: float  # time.monotonic() of the validation
+    status: Validated
+    source: SqlSource | None
 
 
-@dataclass(frozen=True)
-class Dataset:
-    """One load of a dataset file: its public status and, when available, its validated data.
-
-    ``columns`` holds the available columns only (read-only, contiguous float64 arrays; a
-    vector dataset has the single column ``"value"``). ``rows`` is the number of CSV data
-    rows (the length, for a vector). Built completely before it is published to readers.
-    """
-
-    name: str
-    stamp: Stamp | None
-    available: bool
-    header: tuple[str, ...] = ()
-    rows: int = 0
-    columns: Mapping[str, FloatVector] = field(default_factory=dict)
-    #: Policy "drop" only: for each available column with empty cells, which rows are empty
-    #: (those rows hold NaN in ``columns``). Columns without empty cells are not listed.
-    missing: Mapping[str, npt.NDArray[np.bool_]] = field(default_factory=dict)
-
-    def column_available(self, column: str) -> bool:
-        return self.available and column in self.columns
-
-
-# --- loading (never raises for data problems; logs for the operator) -----------------------
-
-
-def _stamp(path: Path) -> Stamp | None:
-    try:
-        stat = path.stat()
-    except OSError:
+def _sql_stamp(config: DatasetConfig) -> object:
+    """Parquet: every matching file's (name, mtime, size); DuckDB file: it and its WAL."""
+    if config.path is None or config.engine == "postgres":
         return None
-    return stat.st_mtime_ns, stat.st_size
+    if config.engine == "parquet":
+        return tuple((name, _stamp(Path(name))) for name in sorted(glob.glob(str(config.path))))
+    return (_stamp(config.path), _stamp(config.path.with_name(config.path.name + ".wal")))
 
 
-def _frozen(values: npt.NDArray[np.float64]) -> FloatVector:
-    array = np.ascontiguousarray(values, dtype=np.float64)
-    array.flags.writeable = False  # shared by every job reading the cache
-    return array
-
-
-def _split_header(first_line: str) -> list[str]:
-    cells = next(csv.reader([first_line]), [])
-    return [cell.strip() for cell in cells]
-
-
-def _duplicate(names: list[str]) -> str | None:
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            return name
-        seen.add(name)
-    return None
-
-
-def _check_row_widths(
-    raw: bytes, text: str, width: int
-) -> tuple[npt.NDArray[np.int64], tuple[int, int] | None]:
-    """Line numbers of the data rows, and the first (line, cells) whose width is wrong.
-
-    numpy's reader would silently ignore extra cells with ``usecols``, so every row is
-    checked here. Vectorised (no Python loop over rows) unless the file holds a quote
-    character: quoted cells may hold commas or newlines, so the ``csv`` module judges then.
-    """
-    buf = np.frombuffer(raw, dtype=np.uint8)
-    if np.any(buf == ord('"')):
-        return _csv_row_widths(text, width)
-    ends = np.flatnonzero(buf == ord("\n"))
-    if buf.size and buf[-1] != ord("\n"):
-        ends = np.append(ends, buf.size)
-    starts = np.concatenate([[0], ends[:-1] + 1])
-    commas = np.flatnonzero(buf == ord(","))
-    per_line = np.searchsorted(commas, ends) - np.searchsorted(commas, starts)
-    length = ends - starts
-    carriage = (length > 0) & (buf[np.maximum(ends - 1, 0)] == ord("\r"))
-    data = length > carriage  # not blank ("" or a lone "\r")
-    data[0] = False  # line 1 is the header
-    lines = (np.flatnonzero(data) + 1).astype(np.int64)
-    bad = np.flatnonzero(data & (per_line != width - 1))
-    if bad.size:
-        return lines, (int(bad[0]) + 1, int(per_line[bad[0]]) + 1)
-    return lines, None
-
-
-def _csv_row_widths(text: str, width: int) -> tuple[npt.NDArray[np.int64], tuple[int, int] | None]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    next(reader, None)
-    lines: list[int] = []
-    start = reader.line_num + 1  # a quoted cell may span lines: name the row's first
-    for row in reader:
-        if row and len(row) != width:
-            return np.array(lines, dtype=np.int64), (start, len(row))
-        if row:
-            lines.append(start)
-        start = reader.line_num + 1
-    return np.array(lines, dtype=np.int64), None
-
-
-def _cell_problem(cell: str) -> str | None:
-    """What is wrong with one cell, in words that never include the cell."""
-    cell = cell.strip()
-    if not cell:
-        return "missing value"
-    if not cell.isascii() or "_" in cell:  # Python's float() accepts these, numpy does not
-        return "not a number"
+def _load_sql(config: DatasetConfig) -> _SqlLoad:
+    """Open and validate a SQL source; never raises (logs the failure's type only)."""
+    stamp = _sql_stamp(config)
     try:
-        value = float(cell)
-    except ValueError:
-        return "not a number"
-    if not math.isfinite(value):
-        return "NaN or infinity is not allowed"
-    return None
-
-
-def _locate_bad_cells(
-    text: str, header: list[str], indices: list[int], allow_missing: bool = False
-) -> dict[int, tuple[int, str]]:
-    """The first bad cell's (line, problem) in each of the given columns (slow path).
-
-    With ``allow_missing`` (policy "drop") empty cells are not problems.
-    """
-    found: dict[int, tuple[int, str]] = {}
-    reader = csv.reader(io.StringIO(text, newline=""))
-    next(reader, None)
-    start = reader.line_num + 1
-    for row in reader:
-        if len(row) == len(header):
-            for index in indices:
-                if index not in found:
-                    problem = _cell_problem(row[index])
-                    if problem == "missing value" and allow_missing:
-                        continue
-                    if problem is not None:
-                        found[index] = (start, problem)
-            if len(found) == len(indices):
-                break
-        start = reader.line_num + 1
-    return found
-
-
-def _empty_as_nan(cell: str) -> float:
-    """Policy "drop": an empty cell is NaN (marked missing); anything else must be a finite
-    number (NaN and infinity written in the file are refused, so NaN means empty)."""
-    cell = cell.strip()
-    if not cell:
-        return math.nan
-    if _cell_problem(cell) is not None:
-        raise ValueError("bad cell")  # never quote the cell
-    return float(cell)
-
-
-def _loadtxt(
-    raw: bytes, usecols: list[int] | None, converters: Callable[[str], float] | None = None
-) -> npt.NDArray[np.float64]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "input contained no data"
-        return np.loadtxt(
-            io.BytesIO(raw),  # the bytes we validated, not the file again (it may change)
-            encoding="utf-8",
-            delimiter=",",
-            skiprows=1,
-            usecols=usecols,
-            dtype=np.float64,
-            ndmin=2,
-            comments=None,
-            quotechar='"',
-            converters=converters,
-        )
-
-
-def _parse_columns(
-    raw: bytes, rows: int, width: int, allow_missing: bool = False
-) -> tuple[dict[int, FloatVector], dict[int, npt.NDArray[np.bool_]]]:
-    """Every column numpy can parse, by index: all at once, else one by one.
-
-    With ``allow_missing`` (policy "drop") a column numpy's C reader refuses is parsed again
-    cell by cell (slower), empty cells as NaN; the second result maps such columns that do
-    have empty cells to their empty-cell masks.
-    """
-    try:
-        data = _loadtxt(raw, None)
-    except (ValueError, IndexError):
-        pass  # numpy's message quotes the offending text: never pass it on
-    else:
-        if data.shape == (rows, width):
-            by_column = np.ascontiguousarray(data.T)  # one copy; each row is then contiguous
-            by_column.flags.writeable = False
-            return {i: by_column[i] for i in range(width)}, {}
-    parsed: dict[int, FloatVector] = {}
-    gaps: dict[int, npt.NDArray[np.bool_]] = {}
-    for index in range(width):
-        try:
-            column = _loadtxt(raw, [index])
-        except (ValueError, IndexError):
-            if not allow_missing:
-                continue
-            try:
-                column = _loadtxt(raw, [index], _empty_as_nan)
-            except (ValueError, IndexError):
-                continue
-        if column.shape == (rows, 1):
-            parsed[index] = _frozen(column[:, 0])
-            empty = np.isnan(parsed[index]) if allow_missing else None
-            if empty is not None and empty.any():
-                empty.flags.writeable = False
-                gaps[index] = empty
-    return parsed, gaps
-
-
-def _unavailable(config: DatasetConfig, stamp: Stamp | None, why: str, *args: object) -> Dataset:
-    log.warning(
-        "dataset %r (%s)" + why + "; the dataset is unavailable", config.name, config.path, *args
-    )
-    return Dataset(config.name, stamp, available=False)
-
-
-def _utf8_position(raw: bytes, offset: int) -> tuple[int, str]:
-    """Line number and a ', column ...' suffix for a byte offset (for the operator log)."""
-    line_start = raw.rfind(b"\n", 0, offset) + 1
-    line = raw.count(b"\n", 0, offset) + 1
-    if line == 1 or b'"' in raw[line_start:offset]:
-        return line, ""
-    header = _split_header(raw[: raw.find(b"\n")].decode("utf-8", errors="replace"))
-    cell = raw.count(b",", line_start, offset)
-    return line, f", column {header[cell]!r}" if cell < len(header) else ""
-
-
-def _load_table(config: DatasetConfig, stamp: Stamp, raw: bytes) -> Dataset:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line, column = _utf8_position(raw, exc.start)
-        return _unavailable(config, stamp, ", line %d%s: not UTF-8 text", line, column)
-    text = text.removeprefix("\ufeff")
-    end = text.find("\n")
-    header = _split_header(text if end < 0 else text[:end])
-    if not header:
-        return _unavailable(config, stamp, ", line 1: no header line with column names")
-    twice = _duplicate(header)
-    if twice is not None:
-        return _unavailable(config, stamp, ", line 1: the header names column %r twice", twice)
-    width = len(header)
-    lines, bad_width = _check_row_widths(raw, text, width)
-    if bad_width is not None:
-        return _unavailable(
-            config, stamp, ", line %d: has %d cells, the header has %d", *bad_width, width
-        )
-    rows = int(lines.size)
-    if rows > config.max_rows:
-        return _unavailable(
-            config,
-            stamp,
-            ", line %d: data row %d is over max_rows=%d",
-            int(lines[config.max_rows]),
-            config.max_rows + 1,
-            config.max_rows,
-        )
-    if rows == 0:
-        empty = _frozen(np.zeros(0))
-        log.info("dataset %r (%s): header only, 0 data rows", config.name, config.path)
-        return Dataset(config.name, stamp, True, tuple(header), 0, dict.fromkeys(header, empty))
-
-    allow_missing = config.missing == "drop"
-    parsed, gaps = _parse_columns(raw, rows, width, allow_missing)
-    problems: dict[int, tuple[int, str]] = {}
-    for index, values in list(parsed.items()):
-        finite = np.isfinite(values)
-        if index in gaps:
-            finite |= gaps[index]  # empty cells (NaN) are allowed by policy "drop"
-        if not finite.all():
-            problems[index] = (int(lines[int(np.argmin(finite))]), "NaN or infinity is not allowed")
-            del parsed[index]
-    unparsed = [i for i in range(width) if i not in parsed and i not in problems]
-    if unparsed:
-        problems.update(_locate_bad_cells(text, header, unparsed, allow_missing))
-    for index in sorted(set(range(width)) - set(parsed)):
-        if index in problems:
-            line, problem = problems[index]
-            log.warning(
-                "dataset %r (%s), line %d, column %r: %s; the column is unavailable",
-                config.name,
-                config.path,
-                line,
-                header[index],
-                problem,
-            )
-        else:
-            log.warning(
-                "dataset %r (%s), column %r: cannot be parsed as numbers (line not located); "
-                "the column is unavailable",
-                config.name,
-                config.path,
-                header[index],
-            )
-    log.info(
-        "dataset %r (%s): loaded %d rows, %d of %d columns available",
-        config.name,
-        config.path,
-        rows,
-        len(parsed),
-        width,
-    )
-    columns = {header[i]: parsed[i] for i in sorted(parsed)}
-    missing = {header[i]: gaps[i] for i in sorted(gaps) if i in parsed}
-    for name, mask in missing.items():
-        log.info(
-            "dataset %r (%s), column %r: %d empty cells; jobs using it drop those rows",
+        source = open_source(config)
+    except ImportError:
+        log.warning(
+            "dataset %r: source %r needs the sql extra (pip install 'mpc[sql]'); the dataset "
+            "is unavailable",
             config.name,
-            config.path,
-            name,
-            int(mask.sum()),
+            config.engine,
         )
-    return Dataset(config.name, stamp, True, tuple(header), rows, columns, missing)
-
-
-def _load_vector(config: DatasetConfig, stamp: Stamp, raw: bytes) -> Dataset:
-    try:
-        loaded = np.load(io.BytesIO(raw), allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return _unavailable(config, stamp, ": not a .npy array")
-    if not isinstance(loaded, np.ndarray):
-        return _unavailable(config, stamp, ": not a single .npy array")
-    if loaded.ndim != 1 or loaded.dtype.kind not in "fiu":
-        return _unavailable(config, stamp, ": expected a one-dimensional numeric array")
-    if loaded.size == 0:
-        return _unavailable(config, stamp, ": the vector is empty")
-    vector = _frozen(loaded)
-    finite = np.isfinite(vector)
-    if not finite.all():
-        index = int(np.argmin(finite))
-        return _unavailable(config, stamp, ", element %d: NaN or infinity is not allowed", index)
-    log.info("dataset %r (%s): loaded a vector of %d", config.name, config.path, vector.size)
-    return Dataset(config.name, stamp, True, ("value",), int(vector.size), {"value": vector})
-
-
-def load_dataset(config: DatasetConfig) -> Dataset:
-    """Load and validate one dataset. Never raises for data problems: logs and marks it."""
-    stamp = _stamp(config.path)  # before reading: a change while we read means a reload later
-    if stamp is None:
-        return _unavailable(config, None, ": cannot read the file (missing or no permission)")
-    try:
-        raw = config.path.read_bytes()
-    except OSError as exc:
-        return _unavailable(config, stamp, ": cannot read the file: %s", exc.strerror)
-    try:
-        if config.kind == "vector":
-            return _load_vector(config, stamp, raw)
-        return _load_table(config, stamp, raw)
+        return _SqlLoad(stamp, time.monotonic(), Validated(False), None)
     except Exception as exc:
-        # A last resort: loading must not fail a job. Only the type: messages may quote data.
-        return _unavailable(config, stamp, ": unexpected %s while loading", type(exc).__name__)
+        log.warning(
+            "dataset %r (%s): cannot open: %s; the dataset is unavailable",
+            config.name,
+            config.engine,
+            type(exc).__name__,
+        )
+        return _SqlLoad(stamp, time.monotonic(), Validated(False), None)
+    try:
+        status = validate(config, source.describe())
+    except Exception as exc:  # a missing table, a refused connection: messages may quote data
+        log.warning(
+            "dataset %r (%s): cannot describe the table or query: %s; the dataset is unavailable",
+            config.name,
+            config.engine,
+            str(exc) if isinstance(exc, SourceFailure) else type(exc).__name__,  # ours: no data
+        )
+        status = Validated(False)
+    return _SqlLoad(stamp, time.monotonic(), status, source)
 
 
-def _complete_rows(loaded: Dataset, columns: list[str]) -> Table:
-    """The given columns, only the rows with no empty cell in any of them (policy "drop";
-    under "error" no available column has empty cells, so every row)."""
-    gaps = [loaded.missing[c] for c in dict.fromkeys(columns) if c in loaded.missing]
-    if not gaps:
-        return Table(loaded.rows, {c: loaded.columns[c] for c in columns})
-    keep = ~np.logical_or.reduce(gaps)
-    return Table(int(keep.sum()), {c: _frozen(loaded.columns[c][keep]) for c in columns})
+def _job_failure(name: str, exc: Exception) -> None:
+    """Log an engine failure during a job: its type only (a driver's message may quote
+    data); the engine has logged what it was doing."""
+    if not isinstance(exc, SourceFailure):
+        log.error(
+            "dataset %r: the source failed during a job: %s (message withheld)",
+            name,
+            type(exc).__name__,
+        )
 
 
 # --- the store -------------------------------------------------------------------------
@@ -428,10 +114,14 @@ def _complete_rows(loaded: Dataset, columns: list[str]) -> Table:
 class DataStore:
     """Datasets validated at load time, reloaded whenever their file changes."""
 
-    def __init__(self, datasets: tuple[DatasetConfig, ...]) -> None:
+    def __init__(
+        self, datasets: tuple[DatasetConfig, ...], refresh_seconds: float = REFRESH_SECONDS
+    ) -> None:
         self._datasets = {d.name: d for d in datasets}
-        self._lock = threading.Lock()  # guards _loaded and _tables
+        self._refresh_seconds = refresh_seconds
+        self._lock = threading.Lock()  # guards _loaded, _sql and _tables
         self._loaded: dict[str, Dataset] = {}
+        self._sql: dict[str, _SqlLoad] = {}
         self._tables: dict[tuple[str, tuple[str, ...]], tuple[Dataset, Table]] = {}
         self._loading = {name: threading.Lock() for name in self._datasets}  # one loader each
         self.refresh()
@@ -444,13 +134,22 @@ class DataStore:
                 f"unknown dataset {name!r}; this party has {sorted(self._datasets)}"
             ) from None
 
+    def _is_sql(self, name: str) -> bool:
+        return self.config(name).engine in SQL_SOURCES
+
     def refresh(self) -> None:
-        """(Re)load every dataset whose file changed since it was last loaded."""
+        """(Re)load every dataset whose file changed since it was last loaded; re-validate
+        sources without files (PostgreSQL) at most every ``refresh_seconds`` (every access
+        does the same, so a caller need not call this)."""
         for name in self._datasets:
-            self._current(name)
+            if self._is_sql(name):
+                self._current_sql(name)
+            else:
+                self._current(name)
 
     def _current(self, name: str) -> Dataset:
         config = self.config(name)
+        assert config.path is not None
         with self._lock:
             loaded = self._loaded.get(name)
         if loaded is not None and loaded.stamp == _stamp(config.path):
@@ -467,36 +166,93 @@ class DataStore:
                     del self._tables[key]
             return fresh
 
+    def _current_sql(self, name: str) -> _SqlLoad:
+        """A SQL source's current load: re-validated when its files changed, or (no files:
+        PostgreSQL, in-memory DuckDB) when the last validation is ``refresh_seconds`` old."""
+        config = self.config(name)
+
+        def fresh(loaded: _SqlLoad | None) -> bool:
+            if loaded is None:
+                return False
+            if config.path is None or config.engine == "postgres":
+                return time.monotonic() - loaded.checked < self._refresh_seconds
+            return loaded.stamp == _sql_stamp(config)
+
+        with self._lock:
+            loaded = self._sql.get(name)
+        if fresh(loaded):
+            assert loaded is not None
+            return loaded
+        with self._loading[name]:
+            with self._lock:
+                loaded = self._sql.get(name)
+            if fresh(loaded):
+                assert loaded is not None
+                return loaded
+            new = _load_sql(config)
+            with self._lock:
+                self._sql[name] = new
+            return new
+
     def dataset(self, name: str) -> Dataset:
-        """The current load of a dataset (its public status and validated data)."""
+        """The current load of a dataset (its public status; data for file datasets)."""
+        if self._is_sql(name):
+            status = self._current_sql(name).status
+            return Dataset(name, None, status.available, status.header, status.rows)
         return self._current(name)
 
     def available(self, name: str) -> bool:
+        if self._is_sql(name):
+            return self._current_sql(name).status.available
         return self._current(name).available
 
     def column_available(self, name: str, column: str) -> bool:
+        if self._is_sql(name):
+            status = self._current_sql(name).status
+            return status.available and (column in status.numeric or column in status.text)
         return self._current(name).column_available(column)
 
     def columns_of(self, name: str) -> list[str]:
-        """The header's column names; the declared ones while the dataset is unavailable."""
-        loaded = self._current(name)
-        if loaded.available:
-            return list(loaded.header)
+        """The table's column names; the declared ones while the dataset is unavailable."""
+        if self._is_sql(name):
+            status = self._current_sql(name).status
+            if status.available:
+                return list(status.header)
+        else:
+            loaded = self._current(name)
+            if loaded.available:
+                return list(loaded.header)
         return [c.name for c in self._datasets[name].columns]
 
-    def table(self, name: str, columns: list[str]) -> Table:
+    def _check_columns(self, name: str, columns: list[str]) -> None:
+        """Public checks: a table dataset, available, with these columns available."""
         config = self.config(name)
         if config.kind != "table":
             raise InputDataError(f"dataset {name!r} is a vector dataset; use vector_sum")
-        loaded = self._current(name)
-        if not loaded.available:
+        if not self.available(name):
             raise InputDataError(f"dataset {name!r} is unavailable")
+        header = set(self.columns_of(name))
         for column in columns:
-            if column not in loaded.header:
+            if column not in header:
                 raise InputDataError(f"dataset {name!r} has no column {column!r}")
         for column in columns:
-            if column not in loaded.columns:
+            if not self.column_available(name, column):
                 raise InputDataError(f"column {column!r} of dataset {name!r} is unavailable")
+
+    def _categorical(self, name: str) -> frozenset[str]:
+        return frozenset(c.name for c in self.config(name).columns if c.categories)
+
+    def table(self, name: str, columns: list[str]) -> Table:
+        self._check_columns(name, columns)
+        if self._is_sql(name):  # small tables only: statistics push down through aggregate()
+            if not columns:
+                return Table(self._current_sql(name).status.rows, {})
+            parts = list(self.batches(name, columns))
+            joined = {c: np.concatenate([p[c] for p in parts]) for c in columns}
+            for values in joined.values():
+                values.flags.writeable = False
+            return Table(len(joined[columns[0]]), joined)
+        loaded = self._current(name)
         key = (name, tuple(columns))
         with self._lock:
             cached = self._tables.get(key)
@@ -510,18 +266,83 @@ class DataStore:
                 self._tables[key] = (loaded, table)
             return table
 
+    def _check_request(self, request: Request) -> None:
+        """Public checks of how a request uses each column: numbers (terms, comparisons,
+        bins) only from numeric columns, categories only from declared categorical ones."""
+        name = request.frame.dataset
+        self._check_columns(name, request.columns())
+        categorical = self._categorical(name)
+        numeric = [f.column for t in request.terms for f in t.factors]
+        named: list[str] = []
+        for key in request.frame.keys:
+            (named if key.categories else numeric).append(key.column)
+        pending: list[Condition] = [request.frame.where] if request.frame.where else []
+        while pending:
+            node = pending.pop()
+            pending.extend(node.children)
+            if node.op in COMPARISONS:
+                numeric.append(node.column)
+            elif node.children == () and node.column:
+                named.append(node.column)
+        for column in numeric:
+            if column in categorical:
+                raise InputDataError(
+                    f"column {column!r} of dataset {name!r} is categorical, not a number"
+                )
+        for column in named:
+            if column not in categorical:
+                raise InputDataError(
+                    f"column {column!r} of dataset {name!r} has no declared categories"
+                )
+
     def aggregate(self, request: Request) -> Aggregates:
-        """Per-cell aggregates of a frame over the complete rows (numpy reference engine)."""
-        table = self.table(request.frame.dataset, request.columns())
-        return aggregate_arrays(request, table.columns)
+        """Per-cell aggregates of a frame over the complete rows: pushed down into the
+        engine for SQL sources, else the numpy reference engine."""
+        self._check_request(request)
+        name = request.frame.dataset
+        if not self._is_sql(name):
+            table = self.table(name, request.columns())
+            if not table.columns:  # no keys, no terms, no filter: one cell of every row
+                return Aggregates(
+                    np.array([table.rows], dtype=np.int64), np.zeros((0, 1), np.uint64)
+                )
+            return aggregate_arrays(request, table.columns)
+        loaded = self._current_sql(name)
+        if loaded.source is None or not loaded.status.available:
+            raise InputDataError(f"dataset {name!r} is unavailable")
+        try:
+            return loaded.source.aggregate(request, self._categorical(name))
+        except Exception as exc:
+            _job_failure(name, exc)
+        # Raised outside the handler: no driver exception rides along as __context__.
+        raise InputDataError(f"dataset {name!r} is unavailable")
 
     def batches(
         self, name: str, columns: list[str], batch_rows: int = 65536
-    ) -> Iterator[dict[str, FloatVector]]:
-        """The complete rows of ``columns``, ``batch_rows`` at a time."""
-        table = self.table(name, columns)
-        for start in range(0, max(table.rows, 1), batch_rows):
-            yield {c: table.columns[c][start : start + batch_rows] for c in columns}
+    ) -> Iterator[dict[str, npt.NDArray[Any]]]:
+        """The complete rows of ``columns``, ``batch_rows`` at a time (categorical columns
+        as text), streamed from the engine for SQL sources."""
+        self._check_columns(name, columns)
+        if not self._is_sql(name):
+            table = self.table(name, columns)
+            for start in range(0, max(table.rows, 1), batch_rows):
+                yield {c: table.columns[c][start : start + batch_rows] for c in columns}
+            return
+        loaded = self._current_sql(name)
+        if loaded.source is None:
+            raise InputDataError(f"dataset {name!r} is unavailable")
+        text = self._categorical(name)
+        try:
+            empty = True
+            for batch in loaded.source.batches(columns, text, batch_rows):
+                empty = False
+                yield batch
+            if empty:  # like a file dataset: one (empty) batch
+                yield {c: np.zeros(0, dtype=object if c in text else np.float64) for c in columns}
+            return
+        except Exception as exc:
+            _job_failure(name, exc)
+        raise InputDataError(f"dataset {name!r} is unavailable")
 
     def vector(self, name: str) -> FloatVector:
         config = self.config(name)
@@ -531,3 +352,6 @@ class DataStore:
         if not loaded.available:
             raise InputDataError(f"dataset {name!r} is unavailable")
         return loaded.columns["value"]
+
+
+__all__ = ["REFRESH_SECONDS", "DataStore", "Dataset", "Table", "load_dataset"]
