@@ -9,18 +9,25 @@ arrived complete, and any failure aborts the job with nothing revealed.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from fractions import Fraction
 from typing import Protocol, TypeVar
 
 import numpy as np
 
-from mpc import dp
 from mpc.config import BudgetConfig
+from mpc.coordinator.mirror import mirror_policies
+from mpc.coordinator.outcome import DELTA_METHOD as DELTA_METHOD
+from mpc.coordinator.outcome import EXACT as EXACT
+from mpc.coordinator.outcome import UPPER_BOUND as UPPER_BOUND
+from mpc.coordinator.outcome import NoiseOutcome as NoiseOutcome
+from mpc.coordinator.outcome import _noise_outcome as _noise_outcome
+from mpc.coordinator.outcome import suppress_cells
+from mpc.coordinator.outcome import suppress_small_cells as suppress_small_cells
+from mpc.coordinator.outcome import tolerances_from_spec_json as tolerances_from_spec_json
+from mpc.coordinator.outcome import value_tolerances as value_tolerances
 from mpc.errors import MpcError, PartyFailedError, PrivacyBudgetError, QueryError
 from mpc.ledger import BudgetStatus, Ledger
 from mpc.protocol.query import Query as Query
@@ -36,9 +43,9 @@ from mpc.protocol.spec import (
     PrivacySpec,
     Statistic,
 )
-from mpc.ring import DEFAULT_FRAC_BITS, RingVector, decode, resolution
+from mpc.ring import DEFAULT_FRAC_BITS, RingVector, decode
 from mpc.stats import definition
-from mpc.stats.privacy import NoiseGroup, NoisePlan, add_noise, prove_headroom
+from mpc.stats.privacy import NoisePlan, add_noise, prove_headroom
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -65,30 +72,6 @@ class PartyLink(Protocol):
     def abort(self, job_id: str, reason: str, timeout: float) -> None: ...
 
     def ledger(self, timeout: float) -> list[BudgetStatus]: ...
-
-
-@dataclass(frozen=True)
-class NoiseOutcome:
-    """The noise in a released result and what it cost (public)."""
-
-    noise: str
-    epsilon: float
-    delta: float
-    epsilon_spent: float
-    rho_spent: float
-    sigma: tuple[float, ...]
-    error_bound_95: tuple[float, ...]
-    #: Per value: "exact", "delta-method" or "upper bound" (what sigma is; the 95% bound is
-    #: always a proven bound). Empty: not stated (older records).
-    error_kind: tuple[str, ...] = ()
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            **self.__dict__,
-            "sigma": list(self.sigma),
-            "error_bound_95": list(self.error_bound_95),
-            "error_kind": list(self.error_kind),
-        }
 
 
 @dataclass(frozen=True)
@@ -159,8 +142,8 @@ class JobRunner:
         progress("reveal", "decoding the aggregate", 0.9)
         decoded = decode(revealed, spec.frac_bits)
         values = stat.finish(spec, decoded)
-        if spec.statistic is Statistic.HISTOGRAM and plan is None and self._min_cell_count > 1:
-            values = suppress_small_cells(values, self._min_cell_count)
+        if plan is None:
+            values = suppress_cells(spec, decoded, values, self._min_cell_count)
         noise = _noise_outcome(spec, plan, decoded, values) if plan else None
         tolerances = value_tolerances(spec)
         return Outcome(
@@ -281,7 +264,7 @@ class JobRunner:
             if found is None:
                 raise QueryError(f"unknown dataset {query.dataset!r} at party {pid!r}")
             datasets[pid] = found
-        _mirror_policies(query, datasets)
+        mirror_policies(query, datasets)
         kinds = {d.kind for d in datasets.values()}
         wanted_kind = "vector" if query.statistic is Statistic.VECTOR_SUM else "table"
         if kinds != {wanted_kind}:
@@ -350,6 +333,9 @@ class JobRunner:
             training=query.training,
             bin_edges=query.bin_edges,
             client=client,
+            where=query.where,
+            group_by=query.group_by,
+            quantiles=query.quantiles,
         )
 
     def collect_round(
@@ -433,228 +419,3 @@ AUTO_FRAC_BITS_MAX_DP = 24
 _PRECISION_STATISTICS = frozenset(
     {Statistic.SUM, Statistic.MEAN, Statistic.VARIANCE, Statistic.VECTOR_SUM}
 )
-
-
-def _mirror_policies(query: Query, datasets: Mapping[str, DatasetInfo]) -> None:
-    """Refuse early what the parties would refuse from their published status and policy.
-
-    The parties' own checks are the ones that count; this only saves a round trip and gives
-    the client the same public reason.
-    """
-    parties = sorted(datasets)
-    dp = query.noise is not NoiseMode.NONE
-    for pid, info in sorted(datasets.items()):
-        if not info.available:
-            raise QueryError(f"dataset {query.dataset!r} is unavailable at party {pid!r}")
-        for column in info.columns:
-            if column.name in query.columns and not column.available:
-                raise QueryError(
-                    f"column {column.name!r} of dataset {query.dataset!r} is unavailable at "
-                    f"party {pid!r}"
-                )
-        if info.participation == "dp-only" and not dp:
-            raise QueryError(
-                f"dataset {query.dataset!r} is dp-only at party {pid!r}: every release must be "
-                "differentially private (give an epsilon: --epsilon, or epsilon= in Python)"
-            )
-        if info.participation == "cohort" and info.cohort and list(info.cohort) != parties:
-            raise QueryError(
-                f"party {pid!r} answers dataset {query.dataset!r} only for its whole cohort "
-                f"{list(info.cohort)} (participation policy); this job has {parties}"
-            )
-        if info.min_parties and len(parties) < info.min_parties:
-            raise QueryError(
-                f"party {pid!r} needs at least {info.min_parties} participating parties for "
-                f"dataset {query.dataset!r} (min_parties)"
-            )
-        bins = len(query.bin_edges) - 1
-        if query.statistic is Statistic.HISTOGRAM and info.max_bins and bins > info.max_bins:
-            raise QueryError(
-                f"histogram of {bins} bins: party {pid!r} allows at most {info.max_bins} for "
-                f"dataset {query.dataset!r} (max_bins)"
-            )
-
-
-def suppress_small_cells(counts: np.ndarray, min_count: int) -> np.ndarray:
-    """Exact counts in ``(0, min_count)`` become NaN (DataSHIELD's ``nfilter.tab`` rule).
-
-    A client-facing disclosure control: it stops an honest coordinator from handing a client
-    a cell that singles out one or two rows. It is not a defence against a curious
-    coordinator, which sees the exact counts (the parties' max_bins policy and DP are).
-    """
-    small = (counts > 0) & (counts < min_count)
-    return np.where(small, np.nan, counts)
-
-
-#: What a reported sigma / error bound is (``NoiseOutcome.error_kind``).
-EXACT = "exact"  # the noise's own distribution: sigma is its standard deviation
-DELTA_METHOD = "delta-method"  # first-order propagation of every noise through a ratio
-UPPER_BOUND = "upper bound"  # a proven bound on the error's scale, not an estimate
-
-
-def _noise_outcome(
-    spec: JobSpec, plan: NoisePlan, decoded: np.ndarray, released: np.ndarray | None = None
-) -> NoiseOutcome:
-    """Noise sigma, a 95% error bound and what kind of number they are, per released value.
-
-    ``decoded`` is the noisy revealed vector and ``released`` the values returned; using them
-    is post-processing of the noisy release (no privacy cost). Sums, counts and histograms
-    carry one noise each: sigma is its exact standard deviation (``exact``). Means and
-    variances are ratios of noisy sums: sigma propagates *every* noise, the count's included,
-    to first order at the released point (``delta-method``). The 95% bounds are proven
-    (exact tails, or a union bound over the noises for ratios) either way.
-    """
-    scale = float(1 << spec.frac_bits)
-    privacy = plan.privacy
-
-    def bound(group: NoiseGroup, confidence: Fraction) -> float:
-        if group.laplace_scale is not None:
-            # Discrete Laplace: P(|Z| >= k) <= 2 exp(-k/t).
-            return float(group.laplace_scale) * math.log(2 / float(1 - confidence))
-        return dp.error_bound(plan.total_variance(group), confidence)
-
-    def sd(group: NoiseGroup) -> float:
-        if group.laplace_scale is not None:
-            # Discrete Laplace, P(k) ~ exp(-|k|/t): variance 2p/(1-p)^2 with p = exp(-1/t).
-            inv_t = 1 / float(group.laplace_scale)
-            return math.sqrt(2 * math.exp(-inv_t)) / -math.expm1(-inv_t) / scale
-        return math.sqrt(float(plan.total_variance(group))) / scale
-
-    sigmas: list[float] = []
-    bounds: list[float] = []
-    kinds: list[str] = []
-    if spec.statistic is Statistic.HISTOGRAM:
-        # Every bin gets the same noise: one sigma and one error bound (per bin).
-        (bins,) = plan.groups
-        sigmas.append(sd(bins))
-        bounds.append(bound(bins, Fraction(95, 100)) / scale)
-        kinds.append(EXACT)
-    elif spec.statistic is Statistic.VARIANCE:
-        centred, squares, count = plan.groups
-        # Three noises, each within its 98.33% bound (union bound: 95% together). The error of
-        # (S2 - S1^2/n)/(n-1) is at most (e2 + 2 h e1 + e1^2/n + h^2 eN) / (n - 1 - eN).
-        third = Fraction(1, 3)
-        e1 = bound(centred, 1 - third * Fraction(5, 100)) / scale
-        e2 = bound(squares, 1 - third * Fraction(5, 100)) / scale
-        e_n = bound(count, 1 - third * Fraction(5, 100)) / scale
-        noisy_n = max(2.0, float(decoded[-1]))
-        s1, s2, s_n = sd(centred), sd(squares), sd(count)
-        for i, column in enumerate(spec.columns):
-            half = (column.hi - column.lo) / 2
-            # V = (S2 - S1^2/n)/(n-1): dV/dS2 = 1/(n-1), dV/dS1 = -2 c/(n-1) with c = S1/n the
-            # centred mean, dV/dn = (c^2 - V)/(n-1); c from the noisy S1, V the released value.
-            c = min(half, abs(float(decoded[i]) / noisy_n))
-            v = float(released[i]) if released is not None else half * half
-            sigmas.append(
-                math.sqrt(s2**2 + (2 * c * s1) ** 2 + ((c * c - v) * s_n) ** 2) / (noisy_n - 1)
-            )
-            worst = e2 + 2 * half * e1 + e1 * e1 / noisy_n + half * half * e_n
-            bounds.append(min(half * half, worst / max(1.0, noisy_n - 1 - e_n)))
-            kinds.append(DELTA_METHOD)
-    elif spec.statistic is Statistic.MEAN:
-        sums, count = plan.groups
-        noisy_n = max(1.0, float(decoded[-1]))
-        # Both noises within their 97.5% bounds (union bound: 95% together).
-        e_sum = bound(sums, Fraction(975, 1000)) / scale
-        e_count = bound(count, Fraction(975, 1000)) / scale
-        s_sum, s_count = sd(sums), sd(count)
-        for i, column in enumerate(spec.columns):
-            half = (column.hi - column.lo) / 2
-            # m + S/n: dM/dS = 1/n, dM/dn = -(S/n)/n; S/n (the centred mean) from the noisy
-            # centred sum, at most h in magnitude.
-            c = min(half, abs(float(decoded[i]) / noisy_n))
-            sigmas.append(math.sqrt(s_sum**2 + (c * s_count) ** 2) / noisy_n)
-            bounds.append((e_sum + half * e_count) / max(1.0, noisy_n - e_count))
-            kinds.append(DELTA_METHOD)
-    else:
-        for group in plan.groups:
-            for _ in range(group.start, group.stop):
-                sigmas.append(sd(group))
-                bounds.append(bound(group, Fraction(95, 100)) / scale)
-                kinds.append(EXACT)
-    at_delta = privacy.delta if privacy.delta > 0 else 1e-12
-    return NoiseOutcome(
-        noise=privacy.noise.value,
-        epsilon=privacy.epsilon,
-        delta=privacy.delta,
-        epsilon_spent=float(plan.cost.epsilon(at_delta))
-        if privacy.delta > 0
-        else float(plan.cost.pure_epsilon_total),
-        rho_spent=float(plan.cost.rho),
-        sigma=tuple(sigmas),
-        error_bound_95=tuple(bounds),
-        error_kind=tuple(kinds),
-    )
-
-
-#: float64's relative rounding, doubled (generous): decoding and post-processing in floats.
-_FLOAT_EPS = 2.0**-52
-
-
-def value_tolerances(spec: JobSpec) -> tuple[float, ...]:
-    """Worst-case fixed-point error of each released value, one per label, from public
-    limits only (the spec's bounds, ``frac_bits`` and row limits). Rounding noise (DP) is
-    reported separately (:class:`NoiseOutcome`)."""
-    return _tolerances_of(
-        spec.statistic,
-        [(b.lo, b.hi) for b in spec.columns],
-        spec.frac_bits,
-        spec.total_max_rows,
-        len(spec.participants),
-    )
-
-
-def _tolerances_of(
-    statistic: Statistic,
-    bounds: Sequence[tuple[float, float]],
-    frac_bits: int,
-    total_rows: int,
-    parties: int,
-) -> tuple[float, ...]:
-    half_step = resolution(frac_bits) / 2
-    if statistic in (Statistic.COUNT, Statistic.HISTOGRAM):
-        return (0.0,)  # counts are exact; one label
-    if statistic is Statistic.VARIANCE:
-        # (S2 - S1^2/n)/(n-1) with |dS1|, |dS2| <= n half_step, |S1/n| <= h and n/(n-1) <= 2
-        # (n >= 2); float rounding of S2 and S1^2/n (each at most n h^2) adds <= 32 u h^2.
-        out = []
-        for lo, hi in bounds:
-            half = (hi - lo) / 2
-            out.append(half_step * (2 + 4 * half + 2 * half_step) + 16 * _FLOAT_EPS * half * half)
-        return tuple(out)
-    if statistic is Statistic.MEAN:
-        return tuple(half_step + 4 * _FLOAT_EPS * max(abs(lo), abs(hi)) for lo, hi in bounds)
-    if statistic is Statistic.VECTOR_SUM:
-        (lo, hi), *_ = bounds
-        return (parties * half_step + 2 * _FLOAT_EPS * parties * max(abs(lo), abs(hi)),)
-    if statistic is Statistic.SUM:
-        return tuple(
-            total_rows * (half_step + 2 * _FLOAT_EPS * max(abs(lo), abs(hi))) for lo, hi in bounds
-        )
-    return (total_rows * half_step,) * max(1, len(bounds))
-
-
-def tolerances_from_spec_json(spec: Mapping[str, object]) -> tuple[float, ...]:
-    """:func:`value_tolerances` of a stored job spec (its canonical JSON); () for training
-    jobs or a spec that cannot be read (callers fall back to the single tolerance)."""
-    try:
-        statistic = Statistic(str(spec["statistic"]))
-        if statistic is Statistic.TRAIN:
-            return ()
-        columns = spec["columns"]
-        participants = spec["participants"]
-        assert isinstance(columns, list) and isinstance(participants, list)
-        return _tolerances_of(
-            statistic,
-            [(float(c["lo"]), float(c["hi"])) for c in columns],
-            int(spec["frac_bits"]),  # type: ignore[call-overload]
-            sum(int(p["max_rows"]) for p in participants),
-            len(participants),
-        )
-    except (KeyError, TypeError, ValueError, AssertionError):
-        return ()
-
-
-def _tolerance(spec: JobSpec) -> float:
-    """The largest per-value tolerance (the single number older clients read)."""
-    return max(value_tolerances(spec), default=0.0)

@@ -12,7 +12,11 @@ and the public status of its datasets (decided when the file is loaded, never pe
   every job has exactly the cohort as participants (declared, or pinned durably at first
   use), so no two releases differ by one party; in *dp-only* mode every release is noised and
   charged to this party's ledger;
-* at least ``min_parties`` participants, at most ``max_bins`` histogram bins;
+* at least ``min_parties`` participants, at most ``max_bins`` histogram bins (and cells of
+  a grouped job: groups times bins);
+* exact (non-DP) jobs with a ``where`` or ``group_by`` only where the dataset's config says
+  ``exact_filters = true``; categories only among the declared ones, comparisons and bin
+  edges only on numeric columns (:func:`mpc.protocol.where.check_frame_policy`);
 * distributed noise sized for at least ``min_colluders`` colluders (default ``n - 1``): this
   party never adds less noise than its own policy implies;
 * the ring headroom re-proved from the spec's bounds, ``frac_bits`` and row limits;
@@ -50,10 +54,19 @@ from mpc.ledger import BudgetStatus, Ledger
 from mpc.party.access import ReplayGuard, authenticate, authorise, client_ledger_key
 from mpc.party.audit import ACCEPTED, REFUSED, AuditError, AuditLog, job_record
 from mpc.party.data import DataStore
-from mpc.protocol.rounds import MAX_WEIGHT, RoundTracker, round_kind
+from mpc.party.policy import (
+    categories,
+    check_frame,
+    check_limits,
+    check_noise,
+    check_round_input,
+    cohort_refusal,
+    exact_filters,
+)
+from mpc.protocol.rounds import RoundTracker, round_kind
 from mpc.protocol.schema import ColumnInfo, DatasetInfo
 from mpc.protocol.secure_sum import PartySession, SignedKeyOffer
-from mpc.protocol.spec import JobSpec, NoiseMode, Statistic
+from mpc.protocol.spec import JobSpec
 from mpc.ring import FloatVector, RingVector
 from mpc.sharing import CHUNK_WORDS, masked_chunks
 from mpc.stats import EncodedVector, definition
@@ -119,6 +132,7 @@ class PartyRuntime:
                     declared[name].hi if name in declared else None,
                     declared[name].description if name in declared else "",
                     available and self._store.column_available(dataset.name, name),
+                    categories(dataset).get(name, ()),
                 )
                 for name in names
             )
@@ -135,6 +149,7 @@ class PartyRuntime:
                     cohort=self._cohort(dataset) or (),
                     min_parties=dataset.min_parties,
                     max_bins=dataset.max_bins,
+                    exact_filters=exact_filters(dataset),
                 )
             )
         return infos
@@ -170,14 +185,14 @@ class PartyRuntime:
         )
         access = authorise(spec, dataset, client)
         self._check_policy(spec, dataset)
-        self._check_noise(spec, dataset)
+        check_noise(spec, dataset, self.config.min_colluders)
         plan = prove_headroom(spec)  # from the spec alone, before any row is read
         self._check_available(spec, dataset)
         if dataset.mode == Participation.COHORT and dataset.cohort is None:
             # Pin at first use (a concurrent first job may have pinned another set).
             cohort = self._cohort(dataset, pin=spec.party_ids)
             if cohort is not None and cohort != spec.party_ids:
-                raise QueryError(_cohort_refusal(spec, cohort))
+                raise QueryError(cohort_refusal(spec, cohort))
         also: list[tuple[str, Budget | None]] = []
         with self._lock:
             self._expire_locked()
@@ -223,7 +238,7 @@ class PartyRuntime:
         # The file may have changed since setup: its public status decides, with a public text.
         self._check_available(spec, self._store.config(spec.dataset))
         kind = round_kind(round_input)
-        _check_round_input(spec, round_input)
+        check_round_input(spec, round_input)
         job.session.require_agreed()  # before the round is used up
         job.rounds.admit(round_id, kind)
         raw_input = b"" if round_input is None else np.asarray(round_input, "<f8").tobytes()
@@ -276,24 +291,8 @@ class PartyRuntime:
     def _check_policy(self, spec: JobSpec, dataset: DatasetConfig) -> None:
         """The dataset's participation policy (the defence against differencing)."""
         name = spec.dataset
-        wanted_kind = "vector" if spec.statistic is Statistic.VECTOR_SUM else "table"
-        if dataset.kind != wanted_kind:
-            raise QueryError(
-                f"dataset {name!r} is a {dataset.kind} dataset; {spec.statistic.value} needs a "
-                f"{wanted_kind} dataset"
-            )
-        me = spec.participant(self.party_id)
-        if me.max_rows != dataset.max_rows:
-            raise QueryError(
-                f"job states max_rows {me.max_rows} for party {self.party_id!r}, "
-                f"but its limit for {name!r} is {dataset.max_rows}"
-            )
+        check_limits(spec, dataset, self.party_id)
         parties = spec.party_ids
-        if len(parties) < dataset.min_parties:
-            raise QueryError(
-                f"dataset {name!r} needs at least {dataset.min_parties} participating parties "
-                "(min_parties)"
-            )
         if dataset.mode == Participation.DP_ONLY:
             if spec.privacy is None:
                 raise PrivacyBudgetError(
@@ -308,14 +307,9 @@ class PartyRuntime:
                     "database to pin one: set cohort = [...] or ledger = PATH in its config"
                 )
             if cohort is not None and parties != cohort:
-                raise QueryError(_cohort_refusal(spec, cohort))
-        if spec.statistic is Statistic.HISTOGRAM:
-            bins = len(spec.bin_edges) - 1
-            if bins > dataset.max_bins:
-                raise QueryError(
-                    f"histogram of {bins} bins: dataset {name!r} allows at most "
-                    f"{dataset.max_bins} (max_bins)"
-                )
+                raise QueryError(cohort_refusal(spec, cohort))
+        if dataset.kind == "table":
+            check_frame(spec, dataset, self.party_id)
 
     def _cohort(
         self, dataset: DatasetConfig, pin: tuple[str, ...] | None = None
@@ -338,30 +332,6 @@ class PartyRuntime:
             )
         return pinned
 
-    def _check_noise(self, spec: JobSpec, dataset: DatasetConfig) -> None:
-        """Budget rules and this party's own noise floor."""
-        privacy = spec.privacy
-        if dataset.budget is not None:
-            if privacy is None:
-                raise PrivacyBudgetError(
-                    f"dataset {spec.dataset!r} has a privacy budget: only differentially "
-                    "private jobs may read it (pass --epsilon)"
-                )
-            if privacy.noise is NoiseMode.CENTRAL and not dataset.budget.allow_central:
-                raise PrivacyBudgetError(
-                    f"dataset {spec.dataset!r} requires distributed noise (central noise "
-                    "lets the coordinator see the exact aggregate); use --noise distributed"
-                )
-        if privacy is not None and privacy.noise is NoiseMode.DISTRIBUTED:
-            floor = self.config.min_colluders
-            if floor is None:
-                floor = len(spec.participants) - 1
-            if privacy.colluders < floor:
-                raise PrivacyBudgetError(
-                    f"refuses distributed noise sized for {privacy.colluders} colluders; it "
-                    f"requires at least {floor}"
-                )
-
     def _check_available(self, spec: JobSpec, dataset: DatasetConfig) -> None:
         """The dataset's public status (decided when the file was loaded, never per job)."""
         where = f"at party {self.party_id!r}"
@@ -376,14 +346,13 @@ class PartyRuntime:
                 )
             return
         known = set(self._store.columns_of(spec.dataset))
-        for bound in spec.columns:
-            if bound.column not in known:
+        used = [b.column for b in spec.columns]
+        for column in dict.fromkeys([*used, *spec.frame.columns()]):
+            if column not in known:
+                raise InputDataError(f"dataset {spec.dataset!r} has no column {column!r} {where}")
+            if not self._store.column_available(spec.dataset, column):
                 raise InputDataError(
-                    f"dataset {spec.dataset!r} has no column {bound.column!r} {where}"
-                )
-            if not self._store.column_available(spec.dataset, bound.column):
-                raise InputDataError(
-                    f"column {bound.column!r} of dataset {spec.dataset!r} is unavailable {where}"
+                    f"column {column!r} of dataset {spec.dataset!r} is unavailable {where}"
                 )
 
     # --- helpers -------------------------------------------------------------------------
@@ -431,30 +400,6 @@ class PartyRuntime:
             j for j, job in self._jobs.items() if now - job.started > SESSION_TTL_SECONDS
         ]:
             self._jobs.pop(job_id).session.close()
-
-
-def _cohort_refusal(spec: JobSpec, cohort: tuple[str, ...]) -> str:
-    return (
-        f"dataset {spec.dataset!r} is answered only for its whole cohort {list(cohort)} "
-        f"(participation policy); this job has {list(spec.party_ids)}"
-    )
-
-
-def _check_round_input(spec: JobSpec, round_input: FloatVector | None) -> None:
-    """Public checks of a round's input: finite, and model weights within ``MAX_WEIGHT``."""
-    if spec.training is None or round_input is None:
-        return
-    with np.errstate(all="ignore"):
-        finite = bool(np.all(np.isfinite(round_input)))
-        if not finite:
-            raise QueryError("malformed training round input: values must be finite")
-        p = len(spec.columns)  # d features + intercept
-        weights = round_input[-p:] if round_input.size > 1 else round_input[:0]
-        if weights.size and float(np.max(np.abs(weights))) > MAX_WEIGHT:
-            raise QueryError(
-                f"training round input refused: a model weight exceeds {MAX_WEIGHT:g} "
-                "(the model diverged: lower lr)"
-            )
 
 
 __all__ = ["PartyRuntime"]

@@ -24,7 +24,9 @@ from cryptography import x509
 
 from mpc.errors import AccessDeniedError, ProtocolError, QueryError
 from mpc.identity import Identity, Role, cert_name, cert_role, verify_certificate
+from mpc.protocol.frame import Condition, GroupKey
 from mpc.protocol.spec import (
+    BINNED_STATISTICS,
     ClientAuth,
     ColumnBound,
     JobSpec,
@@ -32,9 +34,12 @@ from mpc.protocol.spec import (
     PrivacySpec,
     Statistic,
     TrainingSpec,
+    edges_to_bytes,
+)
+from mpc.protocol.validation import (
     check_bin_edges,
     check_bounds,
-    edges_to_bytes,
+    check_frame,
     validate_privacy,
     validate_training,
 )
@@ -65,6 +70,16 @@ class Query:
     #: Histogram bin edges (statistic ``histogram``): strictly increasing, at least 2; values
     #: outside ``[edges[0], edges[-1]]`` are counted in the first/last bin.
     bin_edges: tuple[float, ...] = ()
+    #: Public row filter (None: every row); see :mod:`mpc.protocol.where` for the syntax.
+    where: Condition | None = None
+    #: Group keys: the statistic is computed per cell (categories or bin edges filled in).
+    group_by: tuple[GroupKey, ...] = ()
+    #: Quantile probabilities in (0, 1) (statistic ``quantile`` only).
+    quantiles: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group_by", tuple(self.group_by))
+        object.__setattr__(self, "quantiles", tuple(float(q) for q in self.quantiles))
 
     def validate(self) -> None:
         if self.resume_from and self.statistic is Statistic.TRAIN:
@@ -97,14 +112,23 @@ class Query:
             and not self.columns
         ):
             raise QueryError(f"{self.statistic.value} needs at least one --column")
-        if self.statistic is Statistic.HISTOGRAM:
+        if self.statistic in BINNED_STATISTICS:
+            what = self.statistic.value
             if len(self.columns) != 1:
-                raise QueryError("histogram needs exactly one --column")
+                raise QueryError(f"{what} needs exactly one --column")
             if self.bounds:
-                raise QueryError("a histogram's bounds are its first and last bin edges")
+                raise QueryError(f"a {what}'s bounds are its first and last bin edges")
             check_bin_edges(self.bin_edges)
         elif self.bin_edges:
-            raise QueryError("bin edges (--bins) are only for histogram")
+            raise QueryError("bin edges (--bins) are only for histogram and quantile")
+        self._validate_frame()
+
+    def _validate_frame(self) -> None:
+        check_frame(self.statistic, self.where, self.group_by)
+        if self.quantiles and self.statistic is not Statistic.QUANTILE:
+            raise QueryError("quantiles are only for the quantile statistic")
+        if not all(0 < q < 1 for q in self.quantiles):
+            raise QueryError("quantile probabilities must be between 0 and 1 (exclusive)")
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -125,6 +149,10 @@ class Query:
                 if self.bin_edges
                 else {}
             ),
+            # Frames enter only when used: the canonical JSON of other queries is unchanged.
+            **({"where": self.where.to_json()} if self.where is not None else {}),
+            **({"group_by": [k.to_json() for k in self.group_by]} if self.group_by else {}),
+            **({"quantiles": list(self.quantiles)} if self.quantiles else {}),
         }
 
 
@@ -133,6 +161,13 @@ def query_from_json(data: dict[str, object]) -> Query:
     bounds = data.get("bounds") or {}
     assert isinstance(bounds, dict)
     training = data.get("training")
+    where = data.get("where")
+    if where is not None and not isinstance(where, dict):
+        raise ValueError("malformed where condition")
+    group_by = data.get("group_by") or []
+    quantiles = data.get("quantiles") or []
+    if not isinstance(group_by, list) or not isinstance(quantiles, list):
+        raise ValueError("malformed group_by or quantiles")
     return Query(
         statistic=Statistic(str(data["statistic"])),
         dataset=str(data["dataset"]),
@@ -148,6 +183,23 @@ def query_from_json(data: dict[str, object]) -> Query:
         bin_edges=tuple(
             np.frombuffer(base64.b64decode(str(data.get("bin_edges") or "")), "<f8").tolist()
         ),
+        where=Condition.from_json(where) if isinstance(where, dict) else None,
+        group_by=tuple(group_key_from_json(k) for k in group_by),
+        quantiles=tuple(float(q) for q in quantiles),
+    )
+
+
+def group_key_from_json(data: object) -> GroupKey:
+    if not isinstance(data, dict):
+        raise ValueError("a group_by key is an object")
+    categories = data.get("categories") or []
+    edges = data.get("edges") or []
+    if not isinstance(categories, list) or not isinstance(edges, list):
+        raise ValueError("malformed group_by key")
+    return GroupKey(
+        str(data["column"]),
+        categories=tuple(str(c) for c in categories),
+        edges=tuple(float(e) for e in edges),
     )
 
 
@@ -249,7 +301,7 @@ def verify_client(auth: ClientAuth, ca: x509.Certificate, now: float | None = No
         edges = str(data.pop("bin_edges_sha256", ""))
         data.pop("bin_edges", None)
         query = query_from_json(data)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AssertionError, RecursionError) as exc:
         raise QueryError(f"client {name!r}: the signed text is not a query") from exc
     return SignedQuery(name, query, edges)
 
@@ -300,6 +352,12 @@ def check_spec_matches(spec: JobSpec, signed: SignedQuery) -> None:
         raise differ("training")
     if edges_digest(spec.bin_edges) != signed.edges_sha256:
         raise differ("bin edges")
+    if spec.where != query.where:
+        raise differ("where")
+    if spec.group_by != query.group_by:
+        raise differ("group_by")
+    if spec.quantiles != query.quantiles:
+        raise differ("quantiles")
 
 
 __all__ = [
@@ -308,6 +366,7 @@ __all__ = [
     "SignedQuery",
     "canonical_query",
     "check_spec_matches",
+    "group_key_from_json",
     "query_from_json",
     "sign_query",
     "verify_client",

@@ -17,6 +17,7 @@ class ColumnInfo:
     hi: float | None
     description: str
     available: bool = True
+    categories: tuple[str, ...] = ()  # declared categories of a categorical column
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,12 @@ class DatasetInfo:
     vector_length: int
     description: str
     available: bool = True
+    categories: tuple[str, ...] = ()  # declared categories of a categorical column
     participation: str = "cohort"
     cohort: tuple[str, ...] = ()  # empty: not declared and not pinned yet
     min_parties: int = 2
     max_bins: int = 1024
+    exact_filters: bool = False  # exact (non-DP) jobs may filter or group the dataset
 
 
 __all__ = ["ColumnInfo", "DatasetInfo"]

@@ -24,6 +24,12 @@ honest party, on encoded values):
   removing one record changes exactly one bin by one; noisy counts are released rounded to
   non-negative integers.
 
+Grouped jobs (``group_by``, :mod:`mpc.stats.basic`): every segment of the vector is repeated
+across all cells and noised as one group over all of them; one row lies in exactly one cell,
+so each group's sensitivity is one cell's. A ``where`` filter only drops rows (sensitivity
+unchanged). Statistics with their own ``dp_groups`` (:class:`mpc.stats.base.StatisticDef`)
+give their groups directly, already over the frame.
+
 Central mode adds ``N_Z(0, sigma^2)`` per entry at the coordinator (cost ``D^2/(2 sigma^2)``).
 Distributed mode has each of the n parties add ``N_Z(0, sigma^2 / (n - t))``; only the
 ``n - t`` honest shares count, and the cost is the Kairouz-Liu-Steinke bound for their sum.
@@ -53,6 +59,7 @@ from mpc.protocol.spec import (
     TrainingSpec,
 )
 from mpc.ring import RingVector, check_headroom
+from mpc.stats.base import NoiseGroupShape
 
 #: Headroom slack for noise: P(|Z| > 40 sigma) < 2 exp(-800), far below any failure we model.
 NOISE_TAIL_SIGMAS = 40
@@ -133,10 +140,25 @@ class _Shape:
     columns: tuple[ColumnBound, ...]
     frac_bits: int
     bins: int = 0  # histogram only
+    cells: int = 1  # cells of the frame (groups; a histogram's bins are counted in ``bins``)
 
 
-def _groups(spec: _Shape) -> list[tuple[str, int, int, int, int, Fraction]]:
-    """(name, start, stop, l2, l1, rho share) per group, before calibration."""
+def _groups(spec: _Shape) -> list[NoiseGroupShape]:
+    """(name, start, stop, l2, l1, rho share) per group, before calibration.
+
+    A grouped vector (:mod:`mpc.stats.basic`) repeats every segment across all cells, so each
+    group spans ``cells`` times its ungrouped entries; its sensitivity is one cell's, since a
+    row lies in exactly one cell and moves only that cell's entries.
+    """
+    g = spec.cells
+    return [
+        (name, start * g, stop * g, l2, l1, share)
+        for name, start, stop, l2, l1, share in _cell_groups(spec)
+    ]
+
+
+def _cell_groups(spec: _Shape) -> list[NoiseGroupShape]:
+    """The groups of one cell (the ungrouped vector)."""
     f = spec.frac_bits
     k = len(spec.columns)
     one = dp.count_sensitivity(f)
@@ -185,10 +207,7 @@ def plan_noise(spec: JobSpec) -> NoisePlan | None:
         # The plan depends only on public parameters, not on the job id or who takes part:
         # cache it (calibration searches take milliseconds; every party and the coordinator
         # plan).
-        bins = len(spec.bin_edges) - 1 if spec.bin_edges else 0
-        return _plan(
-            spec.statistic, spec.columns, spec.frac_bits, len(spec.participants), spec.privacy, bins
-        )
+        return _plan(noise_groups(spec), len(spec.participants), spec.privacy)
     except (OverflowError, ZeroDivisionError, ValueError) as exc:
         # Bounds so wide (or frac_bits so high) that the noise scale leaves float range: a
         # property of the spec alone, refused like any other unsafe job.
@@ -198,16 +217,33 @@ def plan_noise(spec: JobSpec) -> NoisePlan | None:
         ) from exc
 
 
+def noise_groups(spec: JobSpec) -> tuple[NoiseGroupShape, ...]:
+    """The job's noise groups before calibration: the statistic's own ``dp_groups`` when it
+    has them, else the built-in groups of :func:`_groups` over the job's frame shape."""
+    from mpc.stats import definition  # the registry imports this module's callers
+
+    own = definition(spec.statistic).dp_groups
+    if own is not None:
+        return tuple(own(spec))
+    bins = len(spec.bin_edges) - 1 if spec.bin_edges else 0
+    return _builtin_groups(spec.statistic, spec.columns, spec.frac_bits, bins, spec.frame.cells)
+
+
 @functools.lru_cache(maxsize=512)
-def _plan(
+def _builtin_groups(
     statistic: Statistic,
     columns: tuple[ColumnBound, ...],
     frac_bits: int,
-    n: int,
-    privacy: PrivacySpec,
-    bins: int = 0,
-) -> NoisePlan:
-    spec = _Shape(statistic, columns, frac_bits, bins)
+    bins: int,
+    cells: int,
+) -> tuple[NoiseGroupShape, ...]:
+    return tuple(_groups(_Shape(statistic, columns, frac_bits, bins, cells)))
+
+
+@functools.lru_cache(maxsize=512)
+def _plan(shapes: tuple[NoiseGroupShape, ...], n: int, privacy: PrivacySpec) -> NoisePlan:
+    """Calibrated noise for the groups ``shapes`` (which carry the frame's shape: the cache
+    key is every group's extent and sensitivity)."""
     groups: list[NoiseGroup] = []
     cost = dp.PrivacyCost()
     if privacy.delta == 0:
@@ -215,13 +251,13 @@ def _plan(
         # across groups like the zCDP budget (sequential composition).
         if privacy.noise is not NoiseMode.CENTRAL:
             raise QueryError("pure epsilon-DP (delta = 0) is available in central mode only")
-        for name, start, stop, _, l1, share in _groups(spec):
+        for name, start, stop, _, l1, share in shapes:
             scale = dp.calibrate_discrete_laplace(privacy.epsilon * share, l1)
             groups.append(NoiseGroup(name, start, stop, l1, Fraction(0), scale))
             cost = cost + dp.PrivacyCost.discrete_laplace(l1, scale)
         return NoisePlan(privacy, tuple(groups), n, cost)
     rho = dp.rho_for_epsilon(privacy.epsilon, privacy.delta)
-    for name, start, stop, l2, l1, share in _groups(spec):
+    for name, start, stop, l2, l1, share in shapes:
         target = rho * share
         sigma_sq = dp.sigma_sq_for_rho(l2, target)
         if privacy.noise is NoiseMode.CENTRAL:
@@ -387,6 +423,7 @@ __all__ = [
     "NoisePlan",
     "NoiseReport",
     "add_noise",
+    "noise_groups",
     "plan_noise",
     "prove_headroom",
 ]

@@ -5,14 +5,16 @@ Vectors travel as little-endian 64-bit words in chunks of about 1 MiB (``CHUNK_W
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import json
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
 from mpc.errors import ProtocolError, QueryError
 from mpc.ledger import BudgetStatus
 from mpc.proto.v1 import common_pb2, coordinator_pb2, party_pb2
-from mpc.protocol.query import Query
+from mpc.protocol.frame import Condition, GroupKey
+from mpc.protocol.query import Query, group_key_from_json
 from mpc.protocol.schema import ColumnInfo, DatasetInfo
 from mpc.protocol.secure_sum import SignedKeyOffer
 from mpc.protocol.spec import (
@@ -59,7 +61,42 @@ def query_from_proto(message: coordinator_pb2.Query) -> Query:
         else None,
         resume_from=message.resume_from,
         bin_edges=edges_from_bytes(message.bin_edges),
+        where=where_from_json(message.where_json),
+        group_by=group_by_from_json(message.group_by_json),
+        quantiles=edges_from_bytes(message.quantiles),
     )
+
+
+def where_to_json(where: Condition | None) -> str:
+    return "" if where is None else json.dumps(where.to_json(), separators=(",", ":"))
+
+
+def where_from_json(text: str) -> Condition | None:
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not an object")
+        return Condition.from_json(data)
+    except (ValueError, KeyError, TypeError, AssertionError, RecursionError):
+        raise QueryError("malformed where condition") from None
+
+
+def group_by_to_json(keys: Sequence[GroupKey]) -> str:
+    return json.dumps([k.to_json() for k in keys], separators=(",", ":")) if keys else ""
+
+
+def group_by_from_json(text: str) -> tuple[GroupKey, ...]:
+    if not text:
+        return ()
+    try:
+        data = json.loads(text)
+        if not isinstance(data, list):
+            raise ValueError("not a list")
+        return tuple(group_key_from_json(k) for k in data)
+    except (ValueError, KeyError, TypeError, AssertionError, RecursionError):
+        raise QueryError("malformed group_by keys") from None
 
 
 def client_auth_to_proto(auth: ClientAuth | None) -> common_pb2.ClientAuth | None:
@@ -108,6 +145,9 @@ def spec_to_proto(spec: JobSpec) -> common_pb2.JobSpec:
         ),
         training=None if spec.training is None else training_to_proto(spec.training),
         bin_edges=edges_to_bytes(spec.bin_edges) if spec.bin_edges else b"",
+        where_json=where_to_json(spec.where),
+        group_by_json=group_by_to_json(spec.group_by),
+        quantiles=edges_to_bytes(spec.quantiles) if spec.quantiles else b"",
     )
 
 
@@ -175,6 +215,9 @@ def spec_from_proto(message: common_pb2.JobSpec) -> JobSpec:
         training=training_from_proto(message.training) if message.HasField("training") else None,
         bin_edges=edges_from_bytes(message.bin_edges),
         client=client_auth_from_proto(message.client) if message.HasField("client") else None,
+        where=where_from_json(message.where_json),
+        group_by=group_by_from_json(message.group_by_json),
+        quantiles=edges_from_bytes(message.quantiles),
     )
 
 
@@ -301,6 +344,7 @@ def dataset_to_proto(info: DatasetInfo) -> common_pb2.DatasetSchema:
                 hi=c.hi or 0.0,
                 description=c.description,
                 available=c.available,
+                categories=list(c.categories),
             )
             for c in info.columns
         ],
@@ -312,6 +356,7 @@ def dataset_to_proto(info: DatasetInfo) -> common_pb2.DatasetSchema:
         cohort=list(info.cohort),
         min_parties=info.min_parties,
         max_bins=info.max_bins,
+        exact_filters=info.exact_filters,
     )
 
 
@@ -326,6 +371,7 @@ def dataset_from_proto(message: common_pb2.DatasetSchema) -> DatasetInfo:
                 c.hi if c.has_bounds else None,
                 c.description,
                 c.available,
+                tuple(c.categories),
             )
             for c in message.columns
         ),
@@ -337,6 +383,7 @@ def dataset_from_proto(message: common_pb2.DatasetSchema) -> DatasetInfo:
         cohort=tuple(message.cohort),
         min_parties=message.min_parties,
         max_bins=message.max_bins,
+        exact_filters=message.exact_filters,
     )
 
 

@@ -25,7 +25,7 @@ class Participant(_message.Message):
     def __init__(self, party_id: _Optional[str] = ..., max_rows: _Optional[int] = ...) -> None: ...
 
 class JobSpec(_message.Message):
-    __slots__ = ("job_id", "statistic", "dataset", "columns", "frac_bits", "participants", "vector_length", "protocol_version", "privacy", "training", "bin_edges", "client")
+    __slots__ = ("job_id", "statistic", "dataset", "columns", "frac_bits", "participants", "vector_length", "protocol_version", "privacy", "training", "bin_edges", "client", "where_json", "group_by_json", "quantiles")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
@@ -38,6 +38,9 @@ class JobSpec(_message.Message):
     TRAINING_FIELD_NUMBER: _ClassVar[int]
     BIN_EDGES_FIELD_NUMBER: _ClassVar[int]
     CLIENT_FIELD_NUMBER: _ClassVar[int]
+    WHERE_JSON_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_JSON_FIELD_NUMBER: _ClassVar[int]
+    QUANTILES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     statistic: str
     dataset: str
@@ -50,7 +53,10 @@ class JobSpec(_message.Message):
     training: TrainingSpec
     bin_edges: bytes
     client: ClientAuth
-    def __init__(self, job_id: _Optional[str] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., vector_length: _Optional[int] = ..., protocol_version: _Optional[int] = ..., privacy: _Optional[_Union[PrivacySpec, _Mapping]] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ..., bin_edges: _Optional[bytes] = ..., client: _Optional[_Union[ClientAuth, _Mapping]] = ...) -> None: ...
+    where_json: str
+    group_by_json: str
+    quantiles: bytes
+    def __init__(self, job_id: _Optional[str] = ..., statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., participants: _Optional[_Iterable[_Union[Participant, _Mapping]]] = ..., vector_length: _Optional[int] = ..., protocol_version: _Optional[int] = ..., privacy: _Optional[_Union[PrivacySpec, _Mapping]] = ..., training: _Optional[_Union[TrainingSpec, _Mapping]] = ..., bin_edges: _Optional[bytes] = ..., client: _Optional[_Union[ClientAuth, _Mapping]] = ..., where_json: _Optional[str] = ..., group_by_json: _Optional[str] = ..., quantiles: _Optional[bytes] = ...) -> None: ...
 
 class ClientAuth(_message.Message):
     __slots__ = ("query", "nonce", "timestamp_ms", "signature", "certificate_pem")
@@ -135,23 +141,25 @@ class VectorChunk(_message.Message):
     def __init__(self, offset: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ColumnSchema(_message.Message):
-    __slots__ = ("name", "has_bounds", "lo", "hi", "description", "available")
+    __slots__ = ("name", "has_bounds", "lo", "hi", "description", "available", "categories")
     NAME_FIELD_NUMBER: _ClassVar[int]
     HAS_BOUNDS_FIELD_NUMBER: _ClassVar[int]
     LO_FIELD_NUMBER: _ClassVar[int]
     HI_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORIES_FIELD_NUMBER: _ClassVar[int]
     name: str
     has_bounds: bool
     lo: float
     hi: float
     description: str
     available: bool
-    def __init__(self, name: _Optional[str] = ..., has_bounds: _Optional[bool] = ..., lo: _Optional[float] = ..., hi: _Optional[float] = ..., description: _Optional[str] = ..., available: _Optional[bool] = ...) -> None: ...
+    categories: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., has_bounds: _Optional[bool] = ..., lo: _Optional[float] = ..., hi: _Optional[float] = ..., description: _Optional[str] = ..., available: _Optional[bool] = ..., categories: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class DatasetSchema(_message.Message):
-    __slots__ = ("name", "kind", "columns", "max_rows", "vector_length", "description", "available", "participation", "cohort", "min_parties", "max_bins")
+    __slots__ = ("name", "kind", "columns", "max_rows", "vector_length", "description", "available", "participation", "cohort", "min_parties", "max_bins", "exact_filters")
     NAME_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +171,7 @@ class DatasetSchema(_message.Message):
     COHORT_FIELD_NUMBER: _ClassVar[int]
     MIN_PARTIES_FIELD_NUMBER: _ClassVar[int]
     MAX_BINS_FIELD_NUMBER: _ClassVar[int]
+    EXACT_FILTERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     kind: str
     columns: _containers.RepeatedCompositeFieldContainer[ColumnSchema]
@@ -174,4 +183,5 @@ class DatasetSchema(_message.Message):
     cohort: _containers.RepeatedScalarFieldContainer[str]
     min_parties: int
     max_bins: int
-    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ..., max_rows: _Optional[int] = ..., vector_length: _Optional[int] = ..., description: _Optional[str] = ..., available: _Optional[bool] = ..., participation: _Optional[str] = ..., cohort: _Optional[_Iterable[str]] = ..., min_parties: _Optional[int] = ..., max_bins: _Optional[int] = ...) -> None: ...
+    exact_filters: bool
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ..., columns: _Optional[_Iterable[_Union[ColumnSchema, _Mapping]]] = ..., max_rows: _Optional[int] = ..., vector_length: _Optional[int] = ..., description: _Optional[str] = ..., available: _Optional[bool] = ..., participation: _Optional[str] = ..., cohort: _Optional[_Iterable[str]] = ..., min_parties: _Optional[int] = ..., max_bins: _Optional[int] = ..., exact_filters: _Optional[bool] = ...) -> None: ...

@@ -22,7 +22,7 @@ JOB_STATE_SUCCEEDED: JobState
 JOB_STATE_FAILED: JobState
 
 class Query(_message.Message):
-    __slots__ = ("statistic", "dataset", "columns", "bounds", "frac_bits", "parties", "noise", "epsilon", "delta", "training", "resume_from", "bin_edges")
+    __slots__ = ("statistic", "dataset", "columns", "bounds", "frac_bits", "parties", "noise", "epsilon", "delta", "training", "resume_from", "bin_edges", "where_json", "group_by_json", "quantiles")
     STATISTIC_FIELD_NUMBER: _ClassVar[int]
     DATASET_FIELD_NUMBER: _ClassVar[int]
     COLUMNS_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,9 @@ class Query(_message.Message):
     TRAINING_FIELD_NUMBER: _ClassVar[int]
     RESUME_FROM_FIELD_NUMBER: _ClassVar[int]
     BIN_EDGES_FIELD_NUMBER: _ClassVar[int]
+    WHERE_JSON_FIELD_NUMBER: _ClassVar[int]
+    GROUP_BY_JSON_FIELD_NUMBER: _ClassVar[int]
+    QUANTILES_FIELD_NUMBER: _ClassVar[int]
     statistic: str
     dataset: str
     columns: _containers.RepeatedScalarFieldContainer[str]
@@ -47,7 +50,10 @@ class Query(_message.Message):
     training: _common_pb2.TrainingSpec
     resume_from: str
     bin_edges: bytes
-    def __init__(self, statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., parties: _Optional[_Iterable[str]] = ..., noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., training: _Optional[_Union[_common_pb2.TrainingSpec, _Mapping]] = ..., resume_from: _Optional[str] = ..., bin_edges: _Optional[bytes] = ...) -> None: ...
+    where_json: str
+    group_by_json: str
+    quantiles: bytes
+    def __init__(self, statistic: _Optional[str] = ..., dataset: _Optional[str] = ..., columns: _Optional[_Iterable[str]] = ..., bounds: _Optional[_Iterable[_Union[_common_pb2.ColumnBounds, _Mapping]]] = ..., frac_bits: _Optional[int] = ..., parties: _Optional[_Iterable[str]] = ..., noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., training: _Optional[_Union[_common_pb2.TrainingSpec, _Mapping]] = ..., resume_from: _Optional[str] = ..., bin_edges: _Optional[bytes] = ..., where_json: _Optional[str] = ..., group_by_json: _Optional[str] = ..., quantiles: _Optional[bytes] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("query", "signed")
