@@ -7,15 +7,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import numpy as np
 
+from mpc.client_analyses import AnalysesMixin
 from mpc.config import TlsFiles
 from mpc.coordinator.service import JobEvent, PartyBudgets, PartyStatus
 from mpc.coordinator.store import JobState, JobSummary
@@ -23,14 +23,24 @@ from mpc.errors import JobFailedError, MpcError, ProtocolError, QueryError
 from mpc.identity import Role, require_valid_own_certificate
 from mpc.ledger import BudgetStatus
 from mpc.proto.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc
+from mpc.protocol.frame import Condition, GroupKey
 from mpc.protocol.query import sign_query
 from mpc.protocol.spec import ColumnBound, Statistic
+from mpc.protocol.where import group_keys, parse_where
+from mpc.results import (
+    PrivacyReport,
+    QueryResult,
+    TrainResult,
+    result_from_header,
+    result_layout,
+)
 from mpc.ring import MAX_FRAC_BITS
 from mpc.transport import convert
 from mpc.transport.errors import from_rpc_error
 from mpc.transport.tls import secure_channel
 
 Bounds = Mapping[str, tuple[float, float]] | tuple[float, float] | None
+GroupBy = str | GroupKey | Sequence[str | GroupKey]
 
 _STATE_FROM_PROTO = {
     coordinator_pb2.JOB_STATE_PENDING: JobState.PENDING,
@@ -38,101 +48,6 @@ _STATE_FROM_PROTO = {
     coordinator_pb2.JOB_STATE_SUCCEEDED: JobState.SUCCEEDED,
     coordinator_pb2.JOB_STATE_FAILED: JobState.FAILED,
 }
-
-
-@dataclass(frozen=True)
-class PrivacyReport:
-    """How much to trust a noisy result, and what it cost."""
-
-    noise: str
-    epsilon: float
-    delta: float
-    epsilon_spent: float
-    rho_spent: float
-    sigma: dict[str, float]  # noise standard deviation per value, data units
-    error_bound_95: dict[str, float]  # |released - exact| <= this with probability >= 95%
-    # What each sigma is: "exact", "delta-method" (first-order, every noise included) or
-    # "upper bound"; the 95% bounds are proven bounds either way.
-    error_kind: dict[str, str] | None = None
-
-    def to_json(self) -> dict[str, object]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    """A revealed aggregate. ``values[i]`` belongs to ``labels[i]`` (one label per column)."""
-
-    job_id: str
-    statistic: str
-    dataset: str
-    labels: tuple[str, ...]
-    values: np.ndarray
-    parties: tuple[str, ...]
-    tolerance: float
-    frac_bits: int
-    bounds: tuple[ColumnBound, ...]
-    privacy: PrivacyReport | None = None
-    model: dict[str, object] | None = None  # training jobs: the model (see TrainResult)
-    # Worst-case fixed-point error per label (``tolerance`` is the largest of them).
-    tolerances: dict[str, float] | None = None
-
-    def as_dict(self) -> dict[str, float]:
-        if len(self.labels) != self.values.size:
-            raise ValueError("as_dict is for one value per label; use .values for vectors")
-        return {label: float(v) for label, v in zip(self.labels, self.values, strict=True)}
-
-    @property
-    def value(self) -> float:
-        """The single value of a one-column result."""
-        if self.values.size != 1:
-            raise ValueError(f"result has {self.values.size} values; use .values or .as_dict()")
-        return float(self.values[0])
-
-    def to_json(self, include_values: bool = True) -> dict[str, object]:
-        data: dict[str, object] = {
-            "job_id": self.job_id,
-            "statistic": self.statistic,
-            "dataset": self.dataset,
-            "parties": list(self.parties),
-            "frac_bits": self.frac_bits,
-            "tolerance": self.tolerance,
-            "tolerances": self.tolerances,
-            "bounds": {b.column: [b.lo, b.hi] for b in self.bounds},
-        }
-        if include_values:
-            # Suppressed cells (NaN: an exact histogram's small counts) are JSON null.
-            values = [None if np.isnan(v) else float(v) for v in self.values.tolist()]
-            if len(self.labels) == self.values.size:
-                data["values"] = dict(zip(self.labels, values, strict=True))
-            else:
-                data["values"] = values
-            suppressed = int(np.count_nonzero(np.isnan(self.values)))
-            if suppressed:
-                data["suppressed_cells"] = suppressed
-        data["length"] = int(self.values.size)
-        data["privacy"] = self.privacy.to_json() if self.privacy else None
-        return data
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """A trained model: ``model`` is the JSON object ``mpc train --out`` writes."""
-
-    job_id: str
-    model: dict[str, object]
-    labels: tuple[str, ...]  # "intercept", then the features
-    values: np.ndarray  # intercept and coefficients on the original feature scale
-    privacy: PrivacyReport | None = None
-
-    @property
-    def curve(self) -> list[dict[str, float]]:
-        curve: list[dict[str, float]] = list(self.model.get("curve") or [])  # type: ignore[call-overload]
-        return curve
-
-    @property
-    def evaluation(self) -> dict[str, float | None] | None:
-        return self.model.get("evaluation")  # type: ignore[return-value]
 
 
 def _bounds_list(columns: Sequence[str], bounds: Bounds) -> list[ColumnBound]:
@@ -151,7 +66,7 @@ def _frac_bits(frac_bits: int | None) -> int | None:
     return frac_bits
 
 
-class Client:
+class Client(AnalysesMixin):
     """A client of one coordinator. Thread-safe; close it (or use ``with``) when done."""
 
     def __init__(
@@ -236,14 +151,27 @@ class Client:
         noise: str = "distributed",
         on_event: Callable[[JobEvent], None] | None = None,
         bin_edges: Sequence[float] = (),
+        where: str | Condition | None = None,
+        group_by: GroupBy = (),
+        quantiles: Sequence[float] = (),
     ) -> QueryResult:
         """Submit a query, follow it to the end, and return its result (or raise).
 
         With ``epsilon`` the result is differentially private: ``noise="distributed"`` (each
         party adds its share of noise; nobody sees the exact aggregate) or ``"central"`` (the
         coordinator adds it). ``delta=0`` asks for pure epsilon-DP (central only).
+
+        ``where`` filters rows (``"age >= 40 and smoker in ('yes')"``, or a
+        :class:`~mpc.protocol.frame.Condition`); ``group_by`` computes the statistic per cell
+        of one or more keys: a categorical column's name (its categories come from the
+        parties' published schemas), ``"column:E0,E1,...,Ek"`` (a numeric column cut at bin
+        edges) or a :class:`~mpc.protocol.frame.GroupKey`. Exact (non-DP) filtered or grouped
+        results need every party's ``exact_filters`` policy; with ``epsilon`` they are always
+        allowed. ``result.to_pandas()`` gives the table.
         """
         stat = convert.statistic_from_name(str(statistic))
+        condition = parse_where(where) if isinstance(where, str) else where
+        keys = self._group_keys(dataset, group_by)
         if epsilon is None:
             noise, delta = "none", 0.0
         else:
@@ -263,12 +191,29 @@ class Client:
             epsilon=epsilon or 0.0,
             delta=delta,
             bin_edges=convert.floats_to_bytes(np.asarray(bin_edges, dtype=np.float64)),
+            where_json=convert.where_to_json(condition),
+            group_by_json=convert.group_by_to_json(keys),
+            quantiles=convert.floats_to_bytes(np.asarray(quantiles, dtype=np.float64)),
         )
+        domain = convert.query_from_proto(query)
         job_id = self.submit(query)
         for event in self.watch(job_id):
             if on_event is not None:
                 on_event(event)
-        return self.result(job_id)
+        result = self.result(job_id)
+        return replace(result, layout=result_layout(result, domain))
+
+    def _group_keys(self, dataset: str, group_by: GroupBy) -> tuple[GroupKey, ...]:
+        """Group keys from names (categories from the published schemas), ``column:edges``
+        strings or GroupKey objects (:func:`mpc.protocol.where.group_keys`)."""
+        items = [group_by] if isinstance(group_by, (str, GroupKey)) else list(group_by)
+        needs_schema = any(isinstance(i, str) and ":" not in i for i in items)
+        schemas = (
+            [d for party in self.parties() for d in party.datasets if d.name == dataset]
+            if needs_schema
+            else []
+        )
+        return group_keys(items, schemas, dataset)
 
     def train(
         self,
@@ -403,32 +348,7 @@ class Client:
             values = convert.floats_from_chunks(header.length, (m.values for m in stream))
         except grpc.RpcError as exc:
             raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
-        return QueryResult(
-            job_id=header.job_id,
-            statistic=header.statistic,
-            dataset=header.dataset,
-            labels=tuple(header.labels),
-            values=values,
-            parties=tuple(header.parties),
-            tolerance=header.tolerance,
-            frac_bits=header.frac_bits,
-            bounds=tuple(ColumnBound(b.column, b.lo, b.hi) for b in header.bounds),
-            privacy=PrivacyReport(
-                noise=header.privacy.noise,
-                epsilon=header.privacy.epsilon,
-                delta=header.privacy.delta,
-                epsilon_spent=header.privacy.epsilon_spent,
-                rho_spent=header.privacy.rho_spent,
-                sigma={v.label: v.sigma for v in header.privacy.values},
-                error_bound_95={v.label: v.error_bound_95 for v in header.privacy.values},
-                error_kind={v.label: v.error_kind for v in header.privacy.values if v.error_kind}
-                or None,
-            )
-            if header.HasField("privacy")
-            else None,
-            model=json.loads(header.model_json) if header.model_json else None,
-            tolerances={t.label: t.tolerance for t in header.tolerances} or None,
-        )
+        return result_from_header(header, values)
 
     def jobs(self, limit: int = 50, all_clients: bool = False) -> list[JobSummary]:
         """This client's jobs, newest first: state, statistic, dataset, times, epsilon spent.

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from mpc.cli import audit, certs, ops, query, serve, train
+from mpc.cli import analyses, audit, certs, ops, query, serve, train
 from mpc.cli._common import EXIT_FAILURE, EXIT_USAGE, _configure_logging
 from mpc.cli._common import _parse_bounds as _parse_bounds  # re-exported for tests
 from mpc.errors import ConfigError, InputDataError, MpcError, QueryError
@@ -39,7 +39,10 @@ def _version() -> str:
         return "(not installed)"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(analysis: bool = False) -> argparse.ArgumentParser:
+    """The CLI's parser; ``analysis``: ``mpc query`` takes the analyses' commands
+    (covariance, correlation, contingency, ttest, quantile, median), whose arguments differ
+    from the basic statistics'."""
     parser = argparse.ArgumentParser(
         prog="mpc",
         description="Secure multi-party sums, counts and means: every party keeps its rows, "
@@ -57,7 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     certs.add_parser(sub)
     serve.add_parser(sub)
-    query.add_parser(sub)
+    if analysis:
+        analyses.register(
+            sub.add_parser("query", help="run a secure query").add_subparsers(
+                dest="analysis_command", required=True, metavar="ANALYSIS"
+            )
+        )
+    else:
+        query.add_parser(sub)
     ops.add_parser(sub)
     train.add_parser(sub)
     audit.add_parser(sub)
@@ -77,8 +87,18 @@ def _single_threaded_blas() -> None:
             os.environ.setdefault(name, "1")
 
 
+def _is_analysis(argv: Sequence[str]) -> bool:
+    """Is this ``mpc [options] query <analysis> ...``?"""
+    items = list(argv)
+    if "query" not in items:
+        return False
+    after = items.index("query") + 1
+    return after < len(items) and items[after] in analyses.ANALYSES
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(analysis=_is_analysis(argv))
     args = parser.parse_args(argv)
     if getattr(args, "action", None) == "serve":
         _single_threaded_blas()

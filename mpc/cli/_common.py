@@ -8,8 +8,12 @@ import logging
 import math
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from mpc.errors import QueryError
+
+if TYPE_CHECKING:
+    from mpc.results import QueryResult
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -79,3 +83,60 @@ def _add_client_options(parser: argparse.ArgumentParser, *, runs_job: bool = Fal
         ),
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _parse_group_by(values: list[str]) -> list[str]:
+    """``--group-by COL[,COL]`` (repeatable); ``COL:E0,E1,...`` is a numeric column cut at
+    bin edges (the numbers after it belong to it)."""
+    items: list[str] = []
+    for value in values:
+        for piece in (p.strip() for p in value.split(",")):
+            if not piece:
+                continue
+            if items and ":" in items[-1] and _is_number(piece):
+                items[-1] += "," + piece
+            else:
+                items.append(piece)
+    return items
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+#: Rows of a grouped result printed before "... N more" (all of them with --json).
+MAX_TABLE_ROWS = 200
+
+
+def format_table(result: QueryResult) -> list[str]:
+    """A grouped result as an aligned text table: key columns, then the values."""
+    layout = result.table_layout()
+    cols = len(layout.columns)
+    header = [*layout.index_names, *layout.columns]
+    rows = []
+    for i, key in enumerate(layout.index[:MAX_TABLE_ROWS]):
+        values = result.values[i * cols : (i + 1) * cols]
+        shown = [
+            "suppressed" if math.isnan(v) and result.privacy is None else f"{v:.6g}" for v in values
+        ]
+        rows.append([*key, *shown])
+    widths = [max(len(str(r[j])) for r in [header, *rows]) for j in range(len(header))]
+    keys = len(layout.index_names)
+
+    def line(cells: list[str]) -> str:
+        return "  " + "  ".join(
+            str(c).ljust(w) if j < keys else str(c).rjust(w)
+            for j, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    out = [line(header), "  " + "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows]
+    if len(layout.index) > MAX_TABLE_ROWS:
+        out.append(f"  ... {len(layout.index) - MAX_TABLE_ROWS} more rows (use --json)")
+    if result.privacy is None and any(math.isnan(v) for v in result.values):
+        out.append("  (suppressed: fewer rows than min_cell_count; NaN: no rows)")
+    return out

@@ -15,6 +15,8 @@ from mpc.cli._common import (
     _client,
     _columns,
     _parse_bounds,
+    _parse_group_by,
+    format_table,
 )
 from mpc.errors import QueryError
 
@@ -70,6 +72,8 @@ def cmd_query(args: argparse.Namespace) -> int:
             noise=args.noise,
             on_event=on_event,
             bin_edges=edges,
+            where=args.where or None,
+            group_by=_parse_group_by(args.group_by),
         )
     if show_progress:
         print(file=sys.stderr)
@@ -84,7 +88,10 @@ def cmd_query(args: argparse.Namespace) -> int:
             f"{result.statistic} over {result.dataset!r} from parties {', '.join(result.parties)}"
             f" (job {result.job_id}):"
         )
-        if statistic == "histogram" and result.values.size <= 50:
+        if result.grouped:
+            for line in format_table(result):
+                print(line)
+        elif statistic == "histogram" and result.values.size <= 50:
             for lo, hi, value in zip(edges[:-1], edges[1:], result.values, strict=True):
                 shown = (
                     "suppressed (fewer rows than min_cell_count)"
@@ -204,6 +211,10 @@ def cmd_parties(args: argparse.Namespace) -> int:
                                 "cohort": list(d.cohort),
                                 "min_parties": d.min_parties,
                                 "max_bins": d.max_bins,
+                                "exact_filters": d.exact_filters,
+                                "categories": {
+                                    c.name: list(c.categories) for c in d.columns if c.categories
+                                },
                             }
                             for d in p.datasets
                         ],
@@ -220,10 +231,12 @@ def cmd_parties(args: argparse.Namespace) -> int:
             cols = ", ".join(
                 c.name
                 + (f" [{c.lo:g}, {c.hi:g}]" if c.lo is not None and c.hi is not None else "")
+                + (f" {{{', '.join(c.categories)}}}" if c.categories else "")
                 + ("" if c.available else " (unavailable)")
                 for c in d.columns
             )
             policy = d.participation + (f" {','.join(d.cohort)}" if d.cohort else "")
+            policy += ", exact filters" if d.exact_filters else ""
             state = "" if d.available else ", UNAVAILABLE (see the party's log)"
             print(f"  {d.name} ({d.kind}, max_rows {d.max_rows}, {policy}{state}): {cols}")
     return 0 if all(p.reachable for p in parties) else EXIT_FAILURE
@@ -274,7 +287,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--bounds LO:HI for every column, or --bounds COLUMN=LO:HI per column; write negative "
         "bounds as --bounds=-5:5. Columns without --bounds use the bounds the parties declare. "
         "A histogram takes one --column and --bins E0,E1,...,Ek (strictly increasing; values "
-        "outside [E0, Ek] are counted in the first/last bin).",
+        "outside [E0, Ek] are counted in the first/last bin). --where EXPR filters rows and "
+        "--group-by COL computes per group (exact results only where the parties allow it; "
+        "with DP always). Analyses have their own commands: mpc query covariance|correlation|"
+        "contingency|ttest|quantile|median --help.",
     )
     query.add_argument(
         "statistic",
@@ -291,6 +307,20 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=[],
         metavar="[COLUMN=]LO:HI",
         help="clamp values to [LO, HI]",
+    )
+    query.add_argument(
+        "--where",
+        metavar="EXPR",
+        help="filter rows, e.g. \"age >= 40 and (smoker in ('yes') or bmi < 30)\" "
+        "(exact results need the parties' exact_filters policy; with --epsilon always allowed)",
+    )
+    query.add_argument(
+        "--group-by",
+        action="append",
+        default=[],
+        metavar="COL[,COL]",
+        help="compute per group: categorical columns (their declared categories), or "
+        "COL:E0,E1,...,Ek for a numeric column cut at bin edges; repeat or comma-separate",
     )
     query.add_argument(
         "--bins",

@@ -5,8 +5,14 @@ its entries to :data:`REGISTRY`, which :mod:`mpc.stats` merges into the statisti
 from __future__ import annotations
 
 from mpc.protocol.spec import Statistic
+from mpc.stats.analyses import contingency, covariance, quantile, ttest
 from mpc.stats.base import StatisticDef
 
-REGISTRY: dict[Statistic, StatisticDef] = {}
+REGISTRY: dict[Statistic, StatisticDef] = {
+    **covariance.REGISTRY,
+    **contingency.REGISTRY,
+    **ttest.REGISTRY,
+    **quantile.REGISTRY,
+}
 
 __all__ = ["REGISTRY"]
