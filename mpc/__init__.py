@@ -1,6 +1,7 @@
 """mpc: secure multi-party computation of sums, counts, means and linear-model gradients.
 
-Import :class:`mpc.Client` for the Python API; run ``mpc --help`` for the command line.
+Import :class:`mpc.Client` for the Python API, :class:`mpc.LocalCluster` to run a whole
+deployment on this machine from pandas DataFrames; run ``mpc --help`` for the command line.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from mpc.client import Client, QueryResult
+    from mpc.local import LocalCluster
 
 
 def __getattr__(name: str) -> Any:
@@ -32,6 +34,10 @@ def __getattr__(name: str) -> Any:
         from mpc import client
 
         return getattr(client, name)
+    if name == "LocalCluster":
+        from mpc.local import LocalCluster
+
+        return LocalCluster
     raise AttributeError(name)
 
 
@@ -41,6 +47,7 @@ __all__ = [
     "ConfigError",
     "InputDataError",
     "JobFailedError",
+    "LocalCluster",
     "MpcError",
     "PartyFailedError",
     "PrivacyBudgetError",

@@ -6,27 +6,56 @@ import argparse
 import csv
 import json
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from mpc.cli._common import _add_client_options, _client, _columns, _parse_bounds
 from mpc.errors import InputDataError, QueryError
 
-
-def cmd_train(args: argparse.Namespace) -> int:
+if TYPE_CHECKING:
     from mpc.coordinator.service import JobEvent
 
-    show_progress = not args.json and sys.stderr.isatty()
 
-    def on_event(event: JobEvent) -> None:
-        if show_progress:
-            filled = int(24 * event.progress)
-            bar = "#" * filled + "." * (24 - filled)
-            print(
-                f"\r[{bar}] {event.stage}: {event.message}".ljust(78),
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
+class TrainProgress:
+    """Training progress on stderr (never stdout, so ``--json`` output stays one object).
+
+    On a terminal (without ``--json``) a bar redrawn in place; otherwise one line per round
+    (``round i/N loss L elapsed Ts``) and per stage, so a log of a long run shows it moving.
+    """
+
+    def __init__(self, stream: TextIO, *, bar: bool, enabled: bool = True) -> None:
+        self.stream, self.bar, self.enabled = stream, bar, enabled
+        self.started = time.monotonic()
+        self.drawn = False
+        self.last_stage = ""
+
+    def __call__(self, event: JobEvent) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.started
+        if self.bar:
+            filled = int(24 * max(0.0, min(1.0, event.progress)))
+            line = f"[{'#' * filled}{'.' * (24 - filled)}] {event.stage}: {event.message}"
+            print(f"\r{line} ({elapsed:.1f}s)".ljust(78), end="", file=self.stream, flush=True)
+            self.drawn = True
+        elif event.stage == "round" or event.stage != self.last_stage:
+            print(f"{event.message} elapsed {elapsed:.1f}s", file=self.stream, flush=True)
+        self.last_stage = event.stage
+
+    def finish(self) -> None:
+        if self.drawn:
+            print(file=self.stream)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if args.plot:
+        from mpc.training.plot import require_matplotlib
+
+        require_matplotlib()  # before the run, not after it
+    on_event = TrainProgress(
+        sys.stderr, bar=not args.json and sys.stderr.isatty(), enabled=not args.quiet
+    )
 
     features = _columns(args.features) if args.features else []
     if not args.resume and (not features or not args.label):
@@ -56,10 +85,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             resume=args.resume or "",
             on_event=on_event,
         )
-    if show_progress:
-        print(file=sys.stderr)
+    on_event.finish()
     if args.out:
         Path(args.out).write_text(json.dumps(result.model, indent=2) + "\n")
+    if args.plot:
+        from mpc.training.plot import plot_curve
+
+        plot_curve(
+            result.curve,
+            args.plot,
+            evaluation=result.evaluation,
+            title=f"{result.model['model']} regression, job {result.job_id}",
+        )
     warnings = [str(w) for w in result.model.get("warnings") or []]
     if args.json:
         print(json.dumps(result.model))
@@ -82,6 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"  warning: {warning}")
     if args.out:
         print(f"  model saved to {args.out}")
+    if args.plot:
+        print(f"  training curve saved to {args.plot}")
     return 0
 
 
@@ -209,6 +248,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     train.add_argument("--resume", metavar="JOB", help="continue a failed training job")
     train.add_argument("--out", help="write the model as JSON to this file")
+    train.add_argument(
+        "--plot",
+        metavar="FILE",
+        help="write the training curve (loss per round, evaluation) as PNG (needs matplotlib)",
+    )
+    train.add_argument(
+        "--quiet", action="store_true", help="no progress on stderr (default: a line per round)"
+    )
     _add_client_options(train, runs_job=True)
     train.set_defaults(func=cmd_train)
 
