@@ -40,8 +40,10 @@ class DatasetFile:
     categories: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Allow exact (non-DP) filtered and grouped releases; None leaves the default (off).
     exact_filters: bool | None = None
-    #: The file's format ("csv", "npy", "parquet"); None: from ``kind`` (csv or npy).
+    #: The source ("csv", "npy", "parquet", "duckdb", "postgres"); None: from ``kind``.
     source: str | None = None
+    #: SQL sources: ``table`` or ``sql``, and ``dsn`` (postgres), written as given.
+    sql_options: Mapping[str, str] = field(default_factory=dict)
 
 
 def _toml_str(value: str) -> str:
@@ -86,6 +88,8 @@ def party_config_text(
         ]
         if dataset.source is not None:
             lines.append(f"source = {_toml_str(dataset.source)}")
+        for key, value in dataset.sql_options.items():
+            lines.append(f"{key} = {_toml_str(value)}")
         if dataset.exact_filters is not None:
             lines.append(f"exact_filters = {'true' if dataset.exact_filters else 'false'}")
         if dataset.participation is not None:
