@@ -24,7 +24,7 @@ from mpc.coordinator.outcome import EXACT as EXACT
 from mpc.coordinator.outcome import UPPER_BOUND as UPPER_BOUND
 from mpc.coordinator.outcome import NoiseOutcome as NoiseOutcome
 from mpc.coordinator.outcome import _noise_outcome as _noise_outcome
-from mpc.coordinator.outcome import suppress_cells
+from mpc.coordinator.outcome import _tolerance, suppress_cells
 from mpc.coordinator.outcome import suppress_small_cells as suppress_small_cells
 from mpc.coordinator.outcome import tolerances_from_spec_json as tolerances_from_spec_json
 from mpc.coordinator.outcome import value_tolerances as value_tolerances
@@ -146,9 +146,7 @@ class JobRunner:
             values = suppress_cells(spec, decoded, values, self._min_cell_count)
         noise = _noise_outcome(spec, plan, decoded, values) if plan else None
         tolerances = value_tolerances(spec)
-        return Outcome(
-            spec, stat.labels(spec), values, max(tolerances, default=0.0), noise, tolerances
-        )
+        return Outcome(spec, stat.labels(spec), values, _tolerance(spec), noise, tolerances)
 
     def _precise_spec(
         self,

@@ -12,8 +12,10 @@ from fractions import Fraction
 import numpy as np
 
 from mpc import dp
-from mpc.protocol.spec import JobSpec, Statistic
+from mpc.protocol.frame import Frame, GroupKey
+from mpc.protocol.spec import ColumnBound, JobSpec, Statistic
 from mpc.ring import resolution
+from mpc.stats.analyses import REGISTRY as _ANALYSES
 from mpc.stats.analyses.noise import analysis_noise
 from mpc.stats.analyses.tolerance import analysis_tolerances
 from mpc.stats.basic import REGISTRY as _BASIC
@@ -300,6 +302,8 @@ def tolerances_from_spec_json(spec: Mapping[str, object]) -> tuple[float, ...]:
         columns = spec["columns"]
         participants = spec["participants"]
         assert isinstance(columns, list) and isinstance(participants, list)
+        if statistic in _ANALYSES:
+            return _analysis_tolerances_from_json(statistic, spec, columns)
         return _tolerances_of(
             statistic,
             [(float(c["lo"]), float(c["hi"])) for c in columns],
@@ -311,6 +315,46 @@ def tolerances_from_spec_json(spec: Mapping[str, object]) -> tuple[float, ...]:
         return ()
 
 
+@dataclass(frozen=True)
+class _StoredSpec:
+    """The parts of a stored spec that an analysis' tolerances depend on."""
+
+    statistic: Statistic
+    columns: tuple[ColumnBound, ...]
+    frac_bits: int
+    frame: Frame
+    quantiles: tuple[float, ...]
+    privacy: object
+
+
+def _analysis_tolerances_from_json(
+    statistic: Statistic, spec: Mapping[str, object], columns: list[dict[str, object]]
+) -> tuple[float, ...]:
+    keys = spec.get("group_by") or []
+    assert isinstance(keys, list)
+    quantiles = spec.get("quantiles") or []
+    assert isinstance(quantiles, list)
+    view = _StoredSpec(
+        statistic,
+        tuple(ColumnBound(str(c["column"]), c["lo"], c["hi"]) for c in columns),  # type: ignore[arg-type]
+        int(spec["frac_bits"]),  # type: ignore[call-overload]
+        Frame(
+            str(spec.get("dataset", "")),
+            None,
+            tuple(
+                GroupKey(
+                    str(k["column"]), tuple(k.get("categories", ())), tuple(k.get("edges", ()))
+                )
+                for k in keys
+            ),
+        ),
+        tuple(float(q) for q in quantiles),
+        spec.get("privacy"),
+    )
+    return analysis_tolerances(view) or ()  # type: ignore[arg-type]
+
+
 def _tolerance(spec: JobSpec) -> float:
-    """The largest per-value tolerance (the single number older clients read)."""
-    return max(value_tolerances(spec), default=0.0)
+    """The largest stated per-value tolerance (the single number older clients read; NaN
+    entries, values with no bound from public information, are left out)."""
+    return max((t for t in value_tolerances(spec) if not math.isnan(t)), default=0.0)

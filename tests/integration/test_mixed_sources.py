@@ -126,3 +126,20 @@ def test_training_streams_every_source(cluster: LocalCluster) -> None:
     np.testing.assert_allclose(model.values, expected, atol=2e-3)
     predictions = model.predict(pooled[["age", "diabetic"]])
     np.testing.assert_allclose(predictions, design @ expected, atol=1e-2)
+
+
+def test_stored_result_states_the_same_tolerances(cluster: LocalCluster) -> None:
+    """A result fetched again by job id, after a coordinator restart, carries the tolerances
+    the live result stated (per matrix entry for a correlation; NaN where no bound follows
+    from public limits)."""
+    with cluster.client() as client:
+        live = client.correlation("patients", ["age", "bmi"])
+    cluster.stop_process("coordinator")  # the result now comes from the coordinator's store
+    cluster.start_coordinator()
+    with cluster.client() as client:
+        stored = client.result(live.job_id)
+    assert live.tolerances is not None and stored.tolerances is not None
+    assert set(live.tolerances) == set(stored.tolerances)
+    for label, tolerance in live.tolerances.items():
+        np.testing.assert_equal(stored.tolerances[label], tolerance)
+    assert stored.tolerance == live.tolerance
