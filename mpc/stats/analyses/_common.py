@@ -2,11 +2,10 @@
 ring bounds and DP sensitivity groups, and the noise scale a finished result can quote.
 
 Vector layout of a moment request over C cells, k columns and the column pairs P (a pair
-``(i, i)`` is a centred square): ``[sum(x_i - m_i) per cell and column][sum((x_i - m_i)(x_j -
-m_j)) per cell and pair][count << f per cell]``, each block cell-major. One row lies in one
-cell, so it moves at most one entry per column in the first block, one per pair in the second
-and one count: the L2 sensitivity of a block is the L2 norm of its per-entry bounds over one
-cell, exactly as for the ungrouped variance.
+``(i, i)`` is a centred square), term-major: ``[sum(x_i - m_i), cells of column 0, then of
+column 1, ...][sum((x_i - m_i)(x_j - m_j)), cells of pair 0, then of pair 1, ...][count << f
+per cell]``; entry (term t, cell g) of a block lies at ``start + t * C + g``. Every term's
+cells are thus one contiguous range: one DP noise group each (:func:`moment_groups`).
 """
 
 from __future__ import annotations
@@ -27,6 +26,9 @@ from mpc.ring import Component, FloatVector, RingVector
 from mpc.stats.base import LocalData, NoiseGroupShape
 
 Pairs = tuple[tuple[int, int], ...]
+
+#: The noise group of a moment vector's counts.
+COUNT_GROUP = "count"
 
 
 def exact(value: float) -> Fraction:
@@ -76,7 +78,7 @@ def moment_local(spec: JobSpec, data: LocalData, pairs: Pairs) -> RingVector:
     sums = np.asarray(agg.sums, dtype=np.uint64).reshape(len(terms), spec.frame.cells)
     k = len(cols)
     return np.concatenate(
-        [sums[:k].T.ravel(), sums[k:].T.ravel(), count_entries(agg.counts, f)]
+        [sums[:k].ravel(), sums[k:].ravel(), count_entries(agg.counts, f)]
     ).astype(np.uint64)
 
 
@@ -86,10 +88,25 @@ def split_moments(
     """``(sums[cell, column], products[cell, pair], counts[cell])`` of a decoded vector."""
     cells, k, p = spec.frame.cells, len(spec.columns), len(pairs)
     values = np.asarray(revealed, dtype=np.float64)
-    sums = values[: cells * k].reshape(cells, k)
-    products = values[cells * k : cells * (k + p)].reshape(cells, p)
+    sums = values[: cells * k].reshape(k, cells).T
+    products = values[cells * k : cells * (k + p)].reshape(p, cells).T
     counts = values[cells * (k + p) : cells * (k + p + 1)]
     return sums, products, counts
+
+
+def sum_index(spec: JobSpec, column: int, cell: int) -> int:
+    """Index in the moment vector of column ``column``'s centred sum in ``cell``."""
+    return column * spec.frame.cells + cell
+
+
+def product_index(spec: JobSpec, pair: int, cell: int) -> int:
+    """Index in the moment vector of pair number ``pair``'s centred product in ``cell``."""
+    return (len(spec.columns) + pair) * spec.frame.cells + cell
+
+
+def count_index(spec: JobSpec, pairs: Pairs, cell: int) -> int:
+    """Index in the moment vector of ``cell``'s count."""
+    return (len(spec.columns) + len(pairs)) * spec.frame.cells + cell
 
 
 def moment_components(spec: JobSpec, pairs: Pairs) -> list[Component]:
@@ -108,21 +125,47 @@ def moment_components(spec: JobSpec, pairs: Pairs) -> list[Component]:
 
 
 def moment_groups(spec: JobSpec, pairs: Pairs) -> list[NoiseGroupShape]:
-    """Noise groups of a moment vector, the budget split in thirds (as for the variance)."""
+    """Noise groups of a moment vector: one per column's centred sums, one per pair's centred
+    products and one for the counts, each over all cells.
+
+    One row lies in one cell, so it moves one entry of each group, by at most that entry's
+    bound: a group's L2 and L1 sensitivity are both its own bound. The budget is split in
+    thirds as for the variance (sums, products, count), each third equally among its groups.
+    Under zCDP (and sequential composition for pure epsilon) the total is the same as one
+    group per third, but every entry's noise is now sized to its own range, not to the norm
+    over all columns: a narrow column's variance is not drowned by a wide column's square.
+    """
     f = spec.frac_bits
     cols = spec.columns
     cells, k, p = spec.frame.cells, len(cols), len(pairs)
     linear = [linear_bound(b, f) for b in cols]
     if not all(linear):
         raise QueryError(f"a {spec.statistic.value} column has lo == hi: its spread is known")
-    products = [product_bound(cols[i], cols[j], f) for i, j in pairs]
-    one = dp.count_sensitivity(f)
     third = Fraction(1, 3)
-    return [
-        ("centred sum", 0, cells * k, l2_norm(linear), sum(linear), third),
-        ("centred product", cells * k, cells * (k + p), l2_norm(products), sum(products), third),
-        ("count", cells * (k + p), cells * (k + p + 1), one, one, third),
-    ]
+    groups: list[NoiseGroupShape] = []
+    for i, (b, bound) in enumerate(zip(cols, linear, strict=True)):
+        start = sum_index(spec, i, 0)
+        groups.append((sum_group(b), start, start + cells, bound, bound, third / k))
+    for n, (i, j) in enumerate(pairs):
+        bound = product_bound(cols[i], cols[j], f)
+        start = product_index(spec, n, 0)
+        groups.append(
+            (product_group(cols[i], cols[j]), start, start + cells, bound, bound, third / p)
+        )
+    one = dp.count_sensitivity(f)
+    start = count_index(spec, pairs, 0)
+    groups.append((COUNT_GROUP, start, start + cells, one, one, third))
+    return groups
+
+
+def sum_group(bound: ColumnBound) -> str:
+    """The noise group of one column's centred sums."""
+    return f"centred sum {bound.column!r}"
+
+
+def product_group(a: ColumnBound, b: ColumnBound) -> str:
+    """The noise group of one pair's centred products (a centred square when a is b)."""
+    return f"centred product {a.column!r} x {b.column!r}"
 
 
 def noise_variance(spec: JobSpec, group: str, groups: list[NoiseGroupShape]) -> float:
@@ -185,10 +228,12 @@ def cell_names(spec: JobSpec) -> list[str]:
 
 
 __all__ = [
+    "COUNT_GROUP",
     "Pairs",
     "cell_names",
     "chi2_sf",
     "count_entries",
+    "count_index",
     "exact",
     "half",
     "l2_norm",
@@ -199,6 +244,10 @@ __all__ = [
     "moment_local",
     "noise_variance",
     "product_bound",
+    "product_group",
+    "product_index",
     "split_moments",
+    "sum_group",
+    "sum_index",
     "t_sf",
 ]

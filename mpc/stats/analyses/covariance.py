@@ -7,8 +7,11 @@ declared midpoints changes no covariance and keeps every entry's bound (and so i
 sensitivity) as small as the bounds allow: ``h_i h_j`` for a product, ``h = (hi - lo) / 2``.
 
 The sample covariance of a cell is ``(P_ij - S_i S_j / n) / (n - 1)``. With DP the released
-entries are noisy (one noise group each for the sums, the products and the count, a third
-of the budget each); post-processing keeps the matrix sane: the count is rounded, at least 2,
+entries are noisy (one noise group per column's sums, per pair's products and for the count,
+each sized to its own entry's bound; a third of the budget for the sums, shared equally by the
+columns, a third for the products, shared equally by the pairs, and a third for the count), so
+a narrow column's variance gets noise on its own scale, not a wide column's; post-processing
+keeps the matrix sane: the count is rounded, at least 2,
 variances are clamped to ``[0, h_i^2]`` and every covariance to the Cauchy-Schwarz bound
 ``sqrt(var_i var_j)``, so a correlation always lies in ``[-1, 1]``. Without DP, a cell with
 fewer than 2 rows gives NaN.

@@ -10,6 +10,7 @@ with NaN for derived test statistics (chi2, t, p-values...), whose noise is not 
 
 from __future__ import annotations
 
+import bisect
 import math
 from fractions import Fraction
 
@@ -18,7 +19,13 @@ import numpy as np
 from mpc import dp
 from mpc.protocol.spec import JobSpec, Statistic
 from mpc.stats.analyses import contingency, covariance, quantile, ttest
-from mpc.stats.analyses._common import half, split_moments
+from mpc.stats.analyses._common import (
+    count_index,
+    half,
+    product_index,
+    split_moments,
+    sum_index,
+)
 from mpc.stats.privacy import NoiseGroup, NoisePlan
 
 EXACT = "exact"
@@ -30,22 +37,52 @@ Statement = tuple[tuple[float, ...], tuple[float, ...], tuple[str, ...]]
 
 
 class _Noise:
-    """Standard deviations and tail bounds of a plan's groups, in data units."""
+    """Standard deviations and tail bounds of a plan's groups, in data units: by group name, or
+    for the group that noises one entry of the vector (so a released value's error uses the
+    noise of exactly the entries it is computed from)."""
 
     def __init__(self, spec: JobSpec, plan: NoisePlan) -> None:
         self.plan = plan
         self.scale = math.ldexp(1.0, spec.frac_bits)
         self.groups = {g.name: g for g in plan.groups}
+        self.ordered = sorted(plan.groups, key=lambda g: g.start)
+        self.starts = [g.start for g in self.ordered]
+        self.cache: dict[tuple[int, Fraction | None], float] = {}
+
+    def at(self, index: int) -> NoiseGroup:
+        """The group whose range ``[start, stop)`` holds vector entry ``index``."""
+        group = self.ordered[bisect.bisect_right(self.starts, index) - 1]
+        if not group.start <= index < group.stop:
+            raise ValueError("no noise group holds this entry")  # a layout bug: public
+        return group
 
     def sd(self, name: str) -> float:
-        group = self.groups[name]
+        return self._sd(self.groups[name])
+
+    def bound(self, name: str, confidence: Fraction) -> float:
+        return self._bound(self.groups[name], confidence)
+
+    def sd_at(self, index: int) -> float:
+        group = self.at(index)
+        key = (group.start, None)
+        if key not in self.cache:
+            self.cache[key] = self._sd(group)
+        return self.cache[key]
+
+    def bound_at(self, index: int, confidence: Fraction) -> float:
+        group = self.at(index)
+        key = (group.start, confidence)
+        if key not in self.cache:
+            self.cache[key] = self._bound(group, confidence)
+        return self.cache[key]
+
+    def _sd(self, group: NoiseGroup) -> float:
         if group.laplace_scale is not None:
             inv_t = 1 / float(group.laplace_scale)
             return math.sqrt(2 * math.exp(-inv_t)) / -math.expm1(-inv_t) / self.scale
         return math.sqrt(float(self.plan.total_variance(group))) / self.scale
 
-    def bound(self, name: str, confidence: Fraction) -> float:
-        group: NoiseGroup = self.groups[name]
+    def _bound(self, group: NoiseGroup, confidence: Fraction) -> float:
         if group.laplace_scale is not None:
             return float(group.laplace_scale) * math.log(2 / float(1 - confidence)) / self.scale
         return dp.error_bound(self.plan.total_variance(group), confidence) / self.scale
@@ -80,17 +117,14 @@ def analysis_noise(
 def _covariance_rows(
     spec: JobSpec, noise: _Noise, decoded: np.ndarray, released: np.ndarray
 ) -> list[tuple[float, float, str]]:
-    """Covariances: ``(P - S_i S_j / n) / (n - 1)`` to first order in every noise (sigma),
-    and a union bound over the three groups at 98.33% each (the 95% bound). Correlations:
-    not stated off the diagonal (exact 1 on it)."""
+    """Covariances: ``(P_ij - S_i S_j / n) / (n - 1)`` to first order in the noise of its own
+    entries (``P_ij``, ``S_i``, ``S_j``, ``n``: each from its own group) for sigma, and a union
+    bound over those entries (3 on the diagonal, 4 off it), each at ``1 - 5% / entries``, for
+    the 95% bound. Correlations: not stated off the diagonal (exact 1 on it)."""
     pairs = covariance.upper_pairs(len(spec.columns))
+    number = {pair: n for n, pair in enumerate(pairs)}
     sums, _, counts = split_moments(spec, pairs, decoded)
     k = len(spec.columns)
-    each = 1 - Fraction(5, 100) / 3
-    s1, s2, s_n = noise.sd("centred sum"), noise.sd("centred product"), noise.sd("count")
-    e1 = noise.bound("centred sum", each)
-    e2 = noise.bound("centred product", each)
-    e_n = noise.bound("count", each)
     halves = [half(b) for b in spec.columns]
     values = np.asarray(released, dtype=np.float64).reshape(-1, k, k)
     rows: list[tuple[float, float, str]] = []
@@ -99,17 +133,25 @@ def _covariance_rows(
         centred = [
             min(h, abs(float(np.nan_to_num(s)) / n)) for s, h in zip(sums[g], halves, strict=True)
         ]
+        at_n = count_index(spec, pairs, g)
+        s_n = noise.sd_at(at_n)
         for i in range(k):
             for j in range(k):
                 if spec.statistic is Statistic.CORRELATION:
                     rows.append((0.0, 0.0, EXACT) if i == j else NOT_STATED)
                     continue
+                at_p = product_index(spec, number[min(i, j), max(i, j)], g)
+                at_i, at_j = sum_index(spec, i, g), sum_index(spec, j, g)
+                each = 1 - Fraction(5, 100) / (3 if i == j else 4)
+                s2, s_i, s_j = noise.sd_at(at_p), noise.sd_at(at_i), noise.sd_at(at_j)
+                e2, e_i, e_j = (noise.bound_at(at, each) for at in (at_p, at_i, at_j))
+                e_n = noise.bound_at(at_n, each)
                 ci, cj, hi, hj = centred[i], centred[j], halves[i], halves[j]
                 v = float(np.nan_to_num(values[g, i, j]))
-                sigma = math.sqrt(
-                    s2**2 + (cj * s1) ** 2 + (ci * s1) ** 2 + ((ci * cj - v) * s_n) ** 2
-                )
-                worst = e2 + (hi + hj) * e1 + e1 * e1 / n + hi * hj * e_n
+                # d/dS_i = -S_j / n (twice that on the diagonal, where S_i is S_j).
+                sums_sq = (2 * ci * s_i) ** 2 if i == j else (cj * s_i) ** 2 + (ci * s_j) ** 2
+                sigma = math.sqrt(s2**2 + sums_sq + ((ci * cj - v) * s_n) ** 2)
+                worst = e2 + hi * e_j + hj * e_i + e_i * e_j / n + hi * hj * e_n
                 cap = 2 * hi * hj  # released covariances lie in [-hi hj, hi hj]
                 bound = min(cap, worst / max(1.0, n - 1 - e_n))
                 rows.append((min(bound, sigma / (n - 1)), bound, DELTA_METHOD))
@@ -119,18 +161,20 @@ def _covariance_rows(
 def _ttest_rows(
     spec: JobSpec, noise: _Noise, decoded: np.ndarray
 ) -> list[tuple[float, float, str]]:
-    """Means as the mean statistic's ``m + S / n`` (sums and count at 97.5% each), their
-    difference (both groups' noises); t, df and the p-value are not stated."""
+    """Means as the mean statistic's ``m + S / n`` (the column's sum and the count of the
+    group, at 97.5% each), their difference (both groups' noises); t, df and the p-value are
+    not stated."""
     pairs = tuple((i, i) for i in range(len(spec.columns)))
     sums, _, counts = split_moments(spec, pairs, decoded)
-    s_sum, s_n = noise.sd("centred sum"), noise.sd("count")
-    e_sum = noise.bound("centred sum", Fraction(975, 1000))
-    e_n = noise.bound("count", Fraction(975, 1000))
+    each = Fraction(975, 1000)
     rows: list[tuple[float, float, str]] = []
     for i, bound in enumerate(spec.columns):
         h = half(bound)
         means = []
         for g in range(2):
+            at_sum, at_n = sum_index(spec, i, g), count_index(spec, pairs, g)
+            s_sum, s_n = noise.sd_at(at_sum), noise.sd_at(at_n)
+            e_sum, e_n = noise.bound_at(at_sum, each), noise.bound_at(at_n, each)
             n = max(1.0, float(np.nan_to_num(counts[g])))
             c = min(h, abs(float(np.nan_to_num(sums[g, i])) / n))
             sigma = math.sqrt(s_sum**2 + (c * s_n) ** 2) / n

@@ -2,8 +2,10 @@
 
 Each party sends, per cell (the key has exactly two categories or two bins), the centred sums
 and centred squares of every column and the count (:mod:`mpc.stats.analyses._common`, pairs
-``(i, i)`` only), the same moments as the variance statistic; the DP groups and their budget
-split (thirds) are the variance's, one row lying in one cell.
+``(i, i)`` only), the same moments as the variance statistic; the DP budget is split in
+thirds as the variance's (sums, squares, count), with one noise group per column's sums and
+per column's squares (each sized to its own bound, an equal share of its third), one row
+lying in one cell.
 
 Per column: both means, their difference (first group minus second), Welch's
 ``t = (mean_a - mean_b) / sqrt(v_a/n_a + v_b/n_b)``, the Welch-Satterthwaite degrees of

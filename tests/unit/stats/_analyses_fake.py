@@ -97,17 +97,23 @@ def run(
     stat = definition(spec.statistic)
     total = ring_sum(local_vectors(spec, parties))
     if rng is not None:
-        assert stat.dp_groups is not None
-        groups = stat.dp_groups(spec)
-        noise = np.zeros(total.size, dtype=np.int64)
-        for name, start, stop, *_ in groups:
-            sd = np.sqrt(noise_variance(spec, name, groups)) * 2.0**spec.frac_bits
-            noise[start:stop] = np.rint(rng.normal(0.0, sd, stop - start)).astype(np.int64)
-        total = np.add(total, noise.view(np.uint64))
+        total = add_planned_noise(spec, total, rng)
     values = stat.finish(spec, decode(total, spec.frac_bits))
     assert stat.layout is not None
     assert values.shape == (stat.layout(spec).size,)
     return values
+
+
+def add_planned_noise(spec: JobSpec, total: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``total`` plus rounded normal noise of each group's planned variance (ring arithmetic)."""
+    stat = definition(spec.statistic)
+    assert stat.dp_groups is not None
+    groups = stat.dp_groups(spec)
+    noise = np.zeros(total.size, dtype=np.int64)
+    for name, start, stop, *_ in groups:
+        sd = np.sqrt(noise_variance(spec, name, groups)) * 2.0**spec.frac_bits
+        noise[start:stop] = np.rint(rng.normal(0.0, sd, stop - start)).astype(np.int64)
+    return np.add(total, noise.view(np.uint64))
 
 
 def split(columns: Columns, parties: int) -> list[dict[str, npt.NDArray[np.generic]]]:
