@@ -109,6 +109,10 @@ def _print_table(result: Any) -> None:
         to_pandas = None
     if to_pandas is not None:
         frame = to_pandas()
+        if result.statistic == "contingency":
+            counts = frame.to_numpy(dtype=np.float64)
+            if np.all(np.isfinite(counts)):  # counts print as integers (exact or rounded DP)
+                frame = frame.astype(np.int64)
         with pd.option_context("display.max_rows", 200, "display.width", 120):
             print(frame)
         layout = getattr(result, "table_layout", None)

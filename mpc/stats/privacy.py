@@ -48,7 +48,7 @@ from math import isqrt
 import numpy as np
 
 from mpc import dp
-from mpc.dp.accountant import units_up
+from mpc.dp.accountant import UNITS_PER_ONE, units_down, units_up
 from mpc.errors import QueryError
 from mpc.protocol.spec import (
     ColumnBound,
@@ -241,6 +241,12 @@ def _builtin_groups(
 
 
 @functools.lru_cache(maxsize=512)
+def _grid_down(value: Fraction) -> Fraction:
+    """A group's share of the budget, rounded down onto the ledger grid: costs are charged
+    rounded *up* per group, so shares on the grid keep their sum within the request."""
+    return Fraction(units_down(value), UNITS_PER_ONE)
+
+
 def _plan(shapes: tuple[NoiseGroupShape, ...], n: int, privacy: PrivacySpec) -> NoisePlan:
     """Calibrated noise for the groups ``shapes`` (which carry the frame's shape: the cache
     key is every group's extent and sensitivity)."""
@@ -252,13 +258,13 @@ def _plan(shapes: tuple[NoiseGroupShape, ...], n: int, privacy: PrivacySpec) -> 
         if privacy.noise is not NoiseMode.CENTRAL:
             raise QueryError("pure epsilon-DP (delta = 0) is available in central mode only")
         for name, start, stop, _, l1, share in shapes:
-            scale = dp.calibrate_discrete_laplace(privacy.epsilon * share, l1)
+            scale = dp.calibrate_discrete_laplace(_grid_down(_exact(privacy.epsilon) * share), l1)
             groups.append(NoiseGroup(name, start, stop, l1, Fraction(0), scale))
             cost = cost + dp.PrivacyCost.discrete_laplace(l1, scale)
         return NoisePlan(privacy, tuple(groups), n, cost)
     rho = dp.rho_for_epsilon(privacy.epsilon, privacy.delta)
     for name, start, stop, l2, l1, share in shapes:
-        target = rho * share
+        target = _grid_down(rho * share)
         sigma_sq = dp.sigma_sq_for_rho(l2, target)
         if privacy.noise is NoiseMode.CENTRAL:
             groups.append(NoiseGroup(name, start, stop, l2, sigma_sq))
