@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from mpc.errors import QueryError
 from mpc.protocol.query import Query
 from mpc.protocol.schema import DatasetInfo
-from mpc.protocol.spec import NoiseMode, Statistic
+from mpc.protocol.spec import BINNED_STATISTICS, NoiseMode
 from mpc.protocol.where import check_frame_policy
 
 
@@ -45,9 +45,10 @@ def mirror_policies(query: Query, datasets: Mapping[str, DatasetInfo]) -> None:
                 f"dataset {query.dataset!r} (min_parties)"
             )
         bins = len(query.bin_edges) - 1
-        if query.statistic is Statistic.HISTOGRAM and info.max_bins and bins > info.max_bins:
+        if query.statistic in BINNED_STATISTICS and info.max_bins and bins > info.max_bins:
             raise QueryError(
-                f"histogram of {bins} bins: party {pid!r} allows at most {info.max_bins} for "
+                f"{query.statistic.value} of {bins} bins: party {pid!r} allows at most "
+                f"{info.max_bins} for "
                 f"dataset {query.dataset!r} (max_bins)"
             )
         if info.kind == "table":
@@ -76,7 +77,7 @@ def mirror_frame(query: Query, pid: str, info: DatasetInfo) -> None:
         columns=list(query.columns),
         where=query.where,
         group_by=query.group_by,
-        bins=len(query.bin_edges) - 1 if query.statistic is Statistic.HISTOGRAM else 1,
+        bins=len(query.bin_edges) - 1 if query.statistic in BINNED_STATISTICS else 1,
         categories={c.name: c.categories for c in info.columns if c.categories},
         exact_filters=info.exact_filters,
         max_bins=info.max_bins,

@@ -8,7 +8,7 @@ import numpy as np
 from mpc.config import DatasetConfig
 from mpc.errors import PrivacyBudgetError, QueryError
 from mpc.protocol.rounds import MAX_WEIGHT
-from mpc.protocol.spec import JobSpec, NoiseMode, Statistic
+from mpc.protocol.spec import BINNED_STATISTICS, JobSpec, NoiseMode, Statistic
 from mpc.protocol.where import check_frame_policy
 from mpc.ring import FloatVector
 
@@ -33,11 +33,11 @@ def check_limits(spec: JobSpec, dataset: DatasetConfig, party_id: str) -> None:
             f"dataset {name!r} needs at least {dataset.min_parties} participating parties "
             "(min_parties)"
         )
-    if spec.statistic is Statistic.HISTOGRAM:
+    if spec.statistic in BINNED_STATISTICS:  # a quantile's fine histogram is one too
         bins = len(spec.bin_edges) - 1
         if bins > dataset.max_bins:
             raise QueryError(
-                f"histogram of {bins} bins: dataset {name!r} allows at most "
+                f"{spec.statistic.value} of {bins} bins: dataset {name!r} allows at most "
                 f"{dataset.max_bins} (max_bins)"
             )
 
@@ -54,7 +54,7 @@ def check_frame(spec: JobSpec, dataset: DatasetConfig, party_id: str) -> None:
         columns=[c.column for c in spec.columns],
         where=spec.where,
         group_by=spec.group_by,
-        bins=len(spec.bin_edges) - 1 if spec.statistic is Statistic.HISTOGRAM else 1,
+        bins=len(spec.bin_edges) - 1 if spec.statistic in BINNED_STATISTICS else 1,
         categories=categories(dataset),
         exact_filters=exact_filters(dataset),
         max_bins=dataset.max_bins,

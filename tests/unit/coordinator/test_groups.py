@@ -284,6 +284,36 @@ def test_categories_and_column_kinds_are_checked(
             ),
             _noop,
         )
+    # A quantile's fine histogram is a histogram too: max_bins (default 1024) caps it.
+    fine = tuple(10.0 + 50.0 * i / 2048 for i in range(2049))
+    with pytest.raises(QueryError, match=r"quantile of 2048 bins.*max_bins"):
+        runner.run(
+            "k7",
+            Query(Statistic.QUANTILE, "health", ("bmi",), bin_edges=fine, quantiles=(0.5,)),
+            _noop,
+        )
+
+
+def test_parties_cap_a_quantiles_bins_themselves() -> None:
+    """The party's own check, whatever the coordinator says (a lying coordinator)."""
+    from mpc.config import DatasetConfig
+    from mpc.party.policy import check_limits
+    from mpc.protocol.spec import ColumnBound, JobSpec, Participant
+
+    fine = tuple(float(i) for i in range(2049))
+    spec = JobSpec(
+        job_id="q1",
+        statistic=Statistic.QUANTILE,
+        dataset="health",
+        columns=(ColumnBound("bmi", 0.0, 2048.0),),
+        frac_bits=16,
+        participants=(Participant("a", 100), Participant("b", 100)),
+        bin_edges=fine,
+        quantiles=(0.5,),
+    )
+    config = DatasetConfig("health", Path("x.csv"), max_rows=100)
+    with pytest.raises(QueryError, match=r"quantile of 2048 bins.*max_bins"):
+        check_limits(spec, config, "a")
 
 
 def test_small_cells_of_exact_grouped_results_are_suppressed(
