@@ -15,9 +15,11 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from mpc.client_admin import _STATE_FROM_PROTO, AdminMixin
 from mpc.client_analyses import AnalysesMixin
 from mpc.config import TlsFiles
-from mpc.coordinator.service import JobEvent, PartyBudgets, PartyStatus
+from mpc.coordinator.service import JobEvent, PartyBudgets
+from mpc.coordinator.service import PartyStatus as PartyStatus
 from mpc.coordinator.store import JobState, JobSummary
 from mpc.errors import JobFailedError, MpcError, ProtocolError, QueryError
 from mpc.identity import Role, require_valid_own_certificate
@@ -42,13 +44,6 @@ from mpc.transport.tls import secure_channel
 Bounds = Mapping[str, tuple[float, float]] | tuple[float, float] | None
 GroupBy = str | GroupKey | Sequence[str | GroupKey]
 
-_STATE_FROM_PROTO = {
-    coordinator_pb2.JOB_STATE_PENDING: JobState.PENDING,
-    coordinator_pb2.JOB_STATE_RUNNING: JobState.RUNNING,
-    coordinator_pb2.JOB_STATE_SUCCEEDED: JobState.SUCCEEDED,
-    coordinator_pb2.JOB_STATE_FAILED: JobState.FAILED,
-}
-
 
 def _bounds_list(columns: Sequence[str], bounds: Bounds) -> list[ColumnBound]:
     if bounds is None:
@@ -66,7 +61,7 @@ def _frac_bits(frac_bits: int | None) -> int | None:
     return frac_bits
 
 
-class Client(AnalysesMixin):
+class Client(AnalysesMixin, AdminMixin):
     """A client of one coordinator. Thread-safe; close it (or use ``with``) when done."""
 
     def __init__(
@@ -349,74 +344,6 @@ class Client(AnalysesMixin):
         except grpc.RpcError as exc:
             raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
         return result_from_header(header, values)
-
-    def jobs(self, limit: int = 50, all_clients: bool = False) -> list[JobSummary]:
-        """This client's jobs, newest first: state, statistic, dataset, times, epsilon spent.
-
-        ``all_clients`` lists every client's jobs; it needs an admin certificate.
-        """
-        if limit < 1:
-            raise QueryError(f"limit must be at least 1, not {limit}")
-        try:
-            response = self._stub.ListJobs(
-                coordinator_pb2.ListJobsRequest(limit=limit, all_clients=all_clients),
-                timeout=min(60.0, self.timeout),
-            )
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
-        return [
-            JobSummary(
-                job_id=j.job_id,
-                state=_STATE_FROM_PROTO.get(j.state, JobState.PENDING),
-                statistic=j.statistic,
-                dataset=j.dataset,
-                submitted_by=j.submitted_by,
-                created_at=j.created_at,
-                finished_at=j.finished_at,
-                epsilon_spent=j.epsilon_spent,
-                error=j.error,
-            )
-            for j in response.jobs
-        ]
-
-    def budgets(self) -> tuple[list[BudgetStatus], list[PartyBudgets]]:
-        """Spent and remaining privacy budget: the coordinator's ledger and each party's."""
-        try:
-            response = self._stub.GetBudgets(
-                coordinator_pb2.GetBudgetsRequest(), timeout=min(60.0, self.timeout)
-            )
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
-        return (
-            [convert.budget_from_proto(b) for b in response.coordinator],
-            [
-                PartyBudgets(
-                    party_id=p.party_id,
-                    reachable=p.reachable,
-                    error=p.error,
-                    budgets=tuple(convert.budget_from_proto(b) for b in p.budgets),
-                )
-                for p in response.parties
-            ],
-        )
-
-    def parties(self) -> list[PartyStatus]:
-        try:
-            response = self._stub.ListParties(
-                coordinator_pb2.ListPartiesRequest(), timeout=min(60.0, self.timeout)
-            )
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
-        return [
-            PartyStatus(
-                party_id=p.party_id,
-                address=p.address,
-                reachable=p.reachable,
-                error=p.error,
-                datasets=tuple(convert.dataset_from_proto(d) for d in p.datasets),
-            )
-            for p in response.parties
-        ]
 
 
 __all__ = [

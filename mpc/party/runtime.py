@@ -39,11 +39,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from mpc.config import DatasetConfig, Participation, PartyConfig
+from mpc.config import Participation, PartyConfig
 from mpc.dp.accountant import Budget
 from mpc.errors import (
     ConfigError,
-    InputDataError,
     MpcError,
     PrivacyBudgetError,
     ProtocolError,
@@ -55,16 +54,12 @@ from mpc.party.access import ReplayGuard, authenticate, authorise, client_ledger
 from mpc.party.audit import ACCEPTED, REFUSED, AuditError, AuditLog, job_record
 from mpc.party.data import DataStore
 from mpc.party.policy import (
-    categories,
-    check_frame,
-    check_limits,
     check_noise,
     check_round_input,
     cohort_refusal,
-    exact_filters,
 )
+from mpc.party.runtime_public import PublicChecksMixin
 from mpc.protocol.rounds import RoundTracker, round_kind
-from mpc.protocol.schema import ColumnInfo, DatasetInfo
 from mpc.protocol.secure_sum import PartySession, SignedKeyOffer
 from mpc.protocol.spec import JobSpec
 from mpc.ring import FloatVector, RingVector
@@ -90,7 +85,7 @@ class _Job:
         self.started = time.monotonic()
 
 
-class PartyRuntime:
+class PartyRuntime(PublicChecksMixin):
     def __init__(self, config: PartyConfig, identity: Identity) -> None:
         if identity.name != config.party_id:
             raise ConfigError(
@@ -110,49 +105,6 @@ class PartyRuntime:
             AuditLog(config.audit_log, config.party_id) if config.audit_log is not None else None
         )
         self._log_cohort_overrides()
-
-    # --- public schema -------------------------------------------------------------------
-
-    def describe(self) -> list[DatasetInfo]:
-        """Public schemas with each dataset's public status and this party's policy."""
-        infos = []
-        for dataset in self.config.datasets:
-            declared = {c.name: c for c in dataset.columns}
-            available = self._store.available(dataset.name)
-            names = self._store.columns_of(dataset.name) if available else list(declared)
-            length = (
-                self._store.vector(dataset.name).size
-                if available and dataset.kind == "vector"
-                else 0
-            )
-            columns = tuple(
-                ColumnInfo(
-                    name,
-                    declared[name].lo if name in declared else None,
-                    declared[name].hi if name in declared else None,
-                    declared[name].description if name in declared else "",
-                    available and self._store.column_available(dataset.name, name),
-                    categories(dataset).get(name, ()),
-                )
-                for name in names
-            )
-            infos.append(
-                DatasetInfo(
-                    dataset.name,
-                    dataset.kind,
-                    columns,
-                    dataset.max_rows,
-                    length,
-                    dataset.description,
-                    available=available,
-                    participation=dataset.mode,
-                    cohort=self._cohort(dataset) or (),
-                    min_parties=dataset.min_parties,
-                    max_bins=dataset.max_bins,
-                    exact_filters=exact_filters(dataset),
-                )
-            )
-        return infos
 
     # --- job stages ----------------------------------------------------------------------
 
@@ -286,75 +238,6 @@ class PartyRuntime:
             statuses.append(self._ledger.status(dataset.name, budget))
         return statuses
 
-    # --- public-only checks --------------------------------------------------------------
-
-    def _check_policy(self, spec: JobSpec, dataset: DatasetConfig) -> None:
-        """The dataset's participation policy (the defence against differencing)."""
-        name = spec.dataset
-        check_limits(spec, dataset, self.party_id)
-        parties = spec.party_ids
-        if dataset.mode == Participation.DP_ONLY:
-            if spec.privacy is None:
-                raise PrivacyBudgetError(
-                    f"dataset {name!r} is dp-only: every release must be differentially "
-                    "private (pass --epsilon)"
-                )
-        else:
-            cohort = self._cohort(dataset)
-            if cohort is None and dataset.cohort is None and self._ledger is None:
-                raise ConfigError(
-                    f"dataset {name!r} declares no cohort and this party has no state "
-                    "database to pin one: set cohort = [...] or ledger = PATH in its config"
-                )
-            if cohort is not None and parties != cohort:
-                raise QueryError(cohort_refusal(spec, cohort))
-        if dataset.kind == "table":
-            check_frame(spec, dataset, self.party_id)
-
-    def _cohort(
-        self, dataset: DatasetConfig, pin: tuple[str, ...] | None = None
-    ) -> tuple[str, ...] | None:
-        """The dataset's cohort: declared, or pinned durably (at first use, to ``pin``)."""
-        if dataset.mode != Participation.COHORT:
-            return None
-        if dataset.cohort is not None:
-            return dataset.cohort
-        if self._ledger is None:
-            return None
-        pinned = self._ledger.pinned_cohort(dataset.name)
-        if pinned is None and pin is not None:
-            pinned = self._ledger.pin_cohort(dataset.name, pin)
-            log.warning(
-                "dataset %r: cohort pinned at first use to %s; only its operator can change "
-                "it (declare cohort = [...] in the config)",
-                dataset.name,
-                list(pinned),
-            )
-        return pinned
-
-    def _check_available(self, spec: JobSpec, dataset: DatasetConfig) -> None:
-        """The dataset's public status (decided when the file was loaded, never per job)."""
-        where = f"at party {self.party_id!r}"
-        if not self._store.available(spec.dataset):
-            raise InputDataError(f"dataset {spec.dataset!r} is unavailable {where}")
-        if dataset.kind == "vector":
-            length = self._store.vector(spec.dataset).size
-            if length != spec.vector_length:
-                raise QueryError(
-                    f"dataset {spec.dataset!r} on party {self.party_id!r} has length {length}, "
-                    f"the job expects {spec.vector_length}"
-                )
-            return
-        known = set(self._store.columns_of(spec.dataset))
-        used = [b.column for b in spec.columns]
-        for column in dict.fromkeys([*used, *spec.frame.columns()]):
-            if column not in known:
-                raise InputDataError(f"dataset {spec.dataset!r} has no column {column!r} {where}")
-            if not self._store.column_available(spec.dataset, column):
-                raise InputDataError(
-                    f"column {column!r} of dataset {spec.dataset!r} is unavailable {where}"
-                )
-
     # --- helpers -------------------------------------------------------------------------
 
     def _audit_refusal(self, spec: JobSpec, exc: Exception) -> None:
@@ -366,21 +249,6 @@ class PartyRuntime:
         else:  # its text could quote anything: the transport sends a fixed message too
             reason, error = "internal error; see the server log", "InternalError"
         self._audit.append(job_record(self.party_id, spec, REFUSED, reason=reason, error=error))
-
-    def _log_cohort_overrides(self) -> None:
-        """An operator changes a pinned cohort by declaring one: say so in the log."""
-        if self._ledger is None:
-            return
-        for dataset in self.config.datasets:
-            pinned = self._ledger.pinned_cohort(dataset.name)
-            if pinned is not None and dataset.cohort is not None and pinned != dataset.cohort:
-                log.warning(
-                    "dataset %r: the config declares cohort %s, replacing the cohort %s pinned "
-                    "at first use",
-                    dataset.name,
-                    list(dataset.cohort),
-                    list(pinned),
-                )
 
     def _job(self, job_id: str) -> _Job:
         with self._lock:

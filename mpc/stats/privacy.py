@@ -56,7 +56,6 @@ from mpc.protocol.spec import (
     NoiseMode,
     PrivacySpec,
     Statistic,
-    TrainingSpec,
 )
 from mpc.ring import RingVector, check_headroom
 from mpc.stats.base import NoiseGroupShape
@@ -201,6 +200,8 @@ def plan_noise(spec: JobSpec) -> NoisePlan | None:
         return None
     try:
         if spec.training is not None:
+            from mpc.stats.privacy_training import _plan_training  # imports this module
+
             return _plan_training(
                 spec.columns, spec.frac_bits, len(spec.participants), spec.privacy, spec.training
             )
@@ -264,37 +265,12 @@ def _plan(shapes: tuple[NoiseGroupShape, ...], n: int, privacy: PrivacySpec) -> 
         return NoisePlan(privacy, tuple(groups), n, cost)
     rho = dp.rho_for_epsilon(privacy.epsilon, privacy.delta)
     for name, start, stop, l2, l1, share in shapes:
-        target = _grid_down(rho * share)
-        sigma_sq = dp.sigma_sq_for_rho(l2, target)
-        if privacy.noise is NoiseMode.CENTRAL:
-            groups.append(NoiseGroup(name, start, stop, l2, sigma_sq))
-            cost = cost + dp.PrivacyCost.discrete_gaussian(l2, sigma_sq)
-            continue
-        honest = dp.honest_noise_shares(n, privacy.colluders)
-        # Aim a hair below the target: the KLS bound adds a (tiny) correction on top of
-        # D^2/(2 s^2), charged as at least one ledger unit.
-        sigma_sq = dp.sigma_sq_for_rho(l2, target * Fraction(999_999, 1_000_000))
-        sigma_p_sq = dp.distributed_sigma_sq(sigma_sq, n, privacy.colluders)
-        group_cost = dp.PrivacyCost.distributed_discrete_gaussian(
-            l2, sigma_p_sq, honest, l1_sensitivity=l1, dim=stop - start
+        group, group_cost = _calibrate(
+            name, start, stop, l2, l1, _grid_down(rho * share), privacy, n
         )
-        # The sum of discrete Gaussians is not exactly one; when the KLS correction makes the
-        # cost exceed the target, grow the per-party variance until it fits (bounded).
-        for _ in range(64):
-            # Costs are stored rounded up to the ledger grid, so compare on that grid.
-            if group_cost.rho_units <= units_up(target):
-                break
-            sigma_p_sq = dp.distributed_sigma_sq(sigma_p_sq * Fraction(101, 100), 1, 0)
-            group_cost = dp.PrivacyCost.distributed_discrete_gaussian(
-                l2, sigma_p_sq, honest, l1_sensitivity=l1, dim=stop - start
-            )
-        groups.append(NoiseGroup(name, start, stop, l2, sigma_p_sq))
+        groups.append(group)
         cost = cost + group_cost
     return NoisePlan(privacy, tuple(groups), n, cost)
-
-
-#: zCDP budget split of one training round: clipped gradient sum, row count, loss sum.
-TRAIN_SHARES = (Fraction(8, 10), Fraction(1, 10), Fraction(1, 10))
 
 
 def _calibrate(
@@ -307,19 +283,25 @@ def _calibrate(
     privacy: PrivacySpec,
     n: int,
 ) -> tuple[NoiseGroup, dp.PrivacyCost]:
-    """One Gaussian group at zCDP ``target`` (central or distributed, as in :func:`_plan`)."""
+    """One Gaussian group at zCDP ``target``, central or distributed (for :func:`_plan` and
+    the training plans of :mod:`mpc.stats.privacy_training`)."""
     if privacy.noise is NoiseMode.CENTRAL:
         sigma_sq = dp.sigma_sq_for_rho(l2, target)
         return NoiseGroup(name, start, stop, l2, sigma_sq), dp.PrivacyCost.discrete_gaussian(
             l2, sigma_sq
         )
     honest = dp.honest_noise_shares(n, privacy.colluders)
+    # Aim a hair below the target: the KLS bound adds a (tiny) correction on top of
+    # D^2/(2 s^2), charged as at least one ledger unit.
     sigma_sq = dp.sigma_sq_for_rho(l2, target * Fraction(999_999, 1_000_000))
     sigma_p_sq = dp.distributed_sigma_sq(sigma_sq, n, privacy.colluders)
     cost = dp.PrivacyCost.distributed_discrete_gaussian(
         l2, sigma_p_sq, honest, l1_sensitivity=l1, dim=stop - start
     )
+    # The sum of discrete Gaussians is not exactly one; when the KLS correction makes the
+    # cost exceed the target, grow the per-party variance until it fits (bounded).
     for _ in range(64):
+        # Costs are stored rounded up to the ledger grid, so compare on that grid.
         if cost.rho_units <= units_up(target):
             break
         sigma_p_sq = dp.distributed_sigma_sq(sigma_p_sq * Fraction(101, 100), 1, 0)
@@ -327,71 +309,6 @@ def _calibrate(
             l2, sigma_p_sq, honest, l1_sensitivity=l1, dim=stop - start
         )
     return NoiseGroup(name, start, stop, l2, sigma_p_sq), cost
-
-
-@functools.lru_cache(maxsize=128)
-def _plan_training(
-    columns: tuple[ColumnBound, ...],
-    frac_bits: int,
-    n: int,
-    privacy: PrivacySpec,
-    training: TrainingSpec,
-) -> NoisePlan:
-    """Every gradient round of a training job noised alike; the cost is all its rounds.
-
-    Sensitivities per round (add/remove one row, enforced by every honest party): the sum of
-    per-example gradients clipped to norm C before encoding, ``ceil(C 2^f + sqrt(p)/2)``
-    (:func:`mpc.dp.clipped_sum_sensitivity` with the rounding slack); the count ``2^f``; the
-    loss sum, losses clamped to ``[0, DP_LOSS_BOUND]``. Full-batch rounds compose in zCDP
-    (``rounds x rho_round``); Poisson-subsampled rounds (``batch_rate = q``) are charged as an
-    RDP curve (:meth:`mpc.dp.PrivacyCost.poisson_subsampled`), rho_round chosen by bisection so
-    that the whole run meets (epsilon, delta).
-    """
-    from mpc.training import DP_LOSS_BOUND
-
-    if privacy.delta == 0:
-        raise QueryError("differentially private training needs delta > 0 (discrete Gaussian)")
-    p = len(columns)  # d features + intercept
-    f = frac_bits
-    g_l2 = dp.clipped_sum_sensitivity(_exact(training.clip), f, dim=p)
-    g_l1 = g_l2 * (isqrt(p - 1) + 1)
-    one = dp.count_sensitivity(f)
-    loss = dp.sum_sensitivity(Fraction(0), _exact(DP_LOSS_BOUND), f)
-    rho_total = dp.rho_for_epsilon(privacy.epsilon, privacy.delta)
-
-    def round_plan(rho_round: Fraction) -> tuple[list[NoiseGroup], dp.PrivacyCost]:
-        groups, cost = [], dp.PrivacyCost()
-        spec_groups = (
-            ("gradient", 0, p, g_l2, g_l1),
-            ("count", p, p + 1, one, one),
-            ("loss", p + 1, p + 2, loss, loss),
-        )
-        for (name, start, stop, l2, l1), share in zip(spec_groups, TRAIN_SHARES, strict=True):
-            group, group_cost = _calibrate(name, start, stop, l2, l1, rho_round * share, privacy, n)
-            groups.append(group)
-            cost = cost + group_cost
-        return groups, cost
-
-    rounds = training.rounds
-    q = training.batch_rate
-    if not 0 < q < 1:
-        groups, per_round = round_plan(rho_total / rounds)
-        total = dp.PrivacyCost(rho_units=per_round.rho_units * rounds)
-        return NoisePlan(privacy, tuple(groups), n, total)
-
-    def run_cost(rho_round: Fraction) -> dp.PrivacyCost:
-        return dp.PrivacyCost.poisson_subsampled(q, rho_round, rounds)
-
-    lo: Fraction = rho_total / rounds
-    hi: Fraction = Fraction(4) * rho_total / (Fraction(q) * Fraction(q) * rounds)
-    for _ in range(40):
-        mid = Fraction(float((lo + hi) / 2))  # keep the fractions short
-        if run_cost(mid).epsilon(privacy.delta) <= privacy.epsilon:
-            lo = mid
-        else:
-            hi = mid
-    groups, per_round = round_plan(lo)
-    return NoisePlan(privacy, tuple(groups), n, run_cost(per_round.rho))
 
 
 def prove_headroom(spec: JobSpec) -> NoisePlan | None:

@@ -1,16 +1,15 @@
 """Proto <-> domain conversion: the only module that touches ``_pb2`` message types.
 
-Vectors travel as little-endian 64-bit words in chunks of about 1 MiB (``CHUNK_WORDS``).
+Vectors travel as little-endian 64-bit words in chunks of about 1 MiB (``CHUNK_WORDS``); their
+encoding lives in :mod:`mpc.transport.convert_vectors` and is re-exported here.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 
-import numpy as np
-
-from mpc.errors import ProtocolError, QueryError
+from mpc.errors import QueryError
 from mpc.ledger import BudgetStatus
 from mpc.proto.v1 import common_pb2, coordinator_pb2, party_pb2
 from mpc.protocol.frame import Condition, GroupKey
@@ -28,11 +27,13 @@ from mpc.protocol.spec import (
     TrainingSpec,
     edges_to_bytes,
 )
-from mpc.ring import RingVector
-from mpc.sharing import CHUNK_WORDS
-
-_LE_U64 = np.dtype("<u8")
-_LE_F64 = np.dtype("<f8")
+from mpc.transport.convert_vectors import float_chunks as float_chunks
+from mpc.transport.convert_vectors import floats_from_bytes as floats_from_bytes
+from mpc.transport.convert_vectors import floats_from_chunks as floats_from_chunks
+from mpc.transport.convert_vectors import floats_to_bytes as floats_to_bytes
+from mpc.transport.convert_vectors import ring_from_bytes as ring_from_bytes
+from mpc.transport.convert_vectors import ring_to_bytes as ring_to_bytes
+from mpc.transport.convert_vectors import share_chunks as share_chunks
 
 
 def statistic_from_name(name: str) -> Statistic:
@@ -267,69 +268,6 @@ def offer_from_proto(message: party_pb2.SignedKey) -> SignedKeyOffer:
         signature=bytes(message.signature),
         certificate_pem=bytes(message.certificate_pem),
     )
-
-
-def ring_to_bytes(words: RingVector) -> bytes:
-    return np.ascontiguousarray(words, dtype=_LE_U64).tobytes()
-
-
-def ring_from_bytes(data: bytes) -> RingVector:
-    if len(data) % 8:
-        raise ProtocolError("vector chunk length is not a multiple of 8 bytes")
-    return np.frombuffer(data, dtype=_LE_U64).astype(np.uint64, copy=False)
-
-
-def share_chunks(
-    job_id: str,
-    round_id: int,
-    party_id: str,
-    total_length: int,
-    chunks: Iterable[tuple[int, RingVector]],
-) -> Iterator[party_pb2.ShareChunk]:
-    for offset, words in chunks:
-        yield party_pb2.ShareChunk(
-            job_id=job_id,
-            round=round_id,
-            party_id=party_id,
-            total_length=total_length,
-            chunk=common_pb2.VectorChunk(offset=offset, data=ring_to_bytes(words)),
-        )
-
-
-def floats_to_bytes(values: np.ndarray) -> bytes:
-    return np.ascontiguousarray(values, dtype=_LE_F64).tobytes()
-
-
-def floats_from_bytes(data: bytes) -> np.ndarray:
-    if len(data) % 8:
-        raise ProtocolError("float vector length is not a multiple of 8 bytes")
-    return np.frombuffer(data, dtype=_LE_F64).astype(np.float64)
-
-
-def float_chunks(
-    values: np.ndarray, chunk_words: int = CHUNK_WORDS
-) -> Iterator[common_pb2.VectorChunk]:
-    data = np.ascontiguousarray(values, dtype=_LE_F64)
-    for offset in range(0, data.size, chunk_words):
-        yield common_pb2.VectorChunk(
-            offset=offset, data=data[offset : offset + chunk_words].tobytes()
-        )
-
-
-def floats_from_chunks(length: int, chunks: Iterable[common_pb2.VectorChunk]) -> np.ndarray:
-    out = np.empty(length, dtype=np.float64)
-    filled = 0
-    for chunk in chunks:
-        if chunk.offset != filled or len(chunk.data) % 8:
-            raise ProtocolError("result chunks arrived out of order or malformed")
-        part = np.frombuffer(chunk.data, dtype=_LE_F64)
-        if filled + part.size > length:
-            raise ProtocolError("result is longer than its header says")
-        out[filled : filled + part.size] = part
-        filled += part.size
-    if filled != length:
-        raise ProtocolError(f"result has {filled} values, its header says {length}")
-    return out
 
 
 def dataset_to_proto(info: DatasetInfo) -> common_pb2.DatasetSchema:
