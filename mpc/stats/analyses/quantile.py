@@ -100,7 +100,8 @@ def exact_quantiles(
         nan = np.full(probabilities.size, math.nan)
         return nan, nan.copy()
     cum = np.cumsum(counts)
-    widths = np.diff(edges)
+    with np.errstate(over="ignore"):  # edges spanning more than DBL_MAX: an infinite width
+        widths = np.diff(edges)
     position = (n - 1) * probabilities
     low = np.floor(position)
     frac = position - low
@@ -169,7 +170,8 @@ def noisy_quantiles(
     values = _inverse(curve, edges, targets)
     low = _inverse(curve, edges, np.clip(targets - rank_error, 0.0, total))
     high = _inverse(curve, edges, np.clip(targets + rank_error, 0.0, total))
-    widths = np.diff(edges)
+    with np.errstate(over="ignore"):  # edges spanning more than DBL_MAX: an infinite width
+        widths = np.diff(edges)
     first = np.clip(np.searchsorted(edges, low, side="right") - 1, 0, bins - 1)
     last = np.clip(np.searchsorted(edges, high, side="left"), first + 1, bins)
     widest = np.array([widths[a:b].max() for a, b in zip(first, last, strict=True)])

@@ -47,3 +47,16 @@ def test_invalid_specs_are_refused(changes: dict[str, object], message: str) -> 
 def test_party_ids_follow_dns_rules() -> None:
     with pytest.raises(ConfigError, match="invalid party id"):
         _spec(participants=(Participant("A_B", 1), Participant("b", 1)))
+
+
+def test_bin_edges_spanning_more_than_dbl_max_are_valid() -> None:
+    """Edges are compared, never subtracted: -DBL_MAX..DBL_MAX is a valid (if wide) range."""
+    import sys
+    import warnings
+
+    from mpc.protocol.validation import check_bin_edges
+
+    top = sys.float_info.max
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_bin_edges((-top, 0.0, top))
