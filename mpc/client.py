@@ -41,6 +41,17 @@ from mpc.transport import convert
 from mpc.transport.errors import from_rpc_error
 from mpc.transport.tls import secure_channel
 
+
+def _event_from_proto(event: coordinator_pb2.JobEvent) -> JobEvent:
+    return JobEvent(
+        job_id=event.job_id,
+        state=_STATE_FROM_PROTO.get(event.state, JobState.PENDING),
+        stage=event.stage,
+        message=event.message,
+        progress=event.progress,
+    )
+
+
 Bounds = Mapping[str, tuple[float, float]] | tuple[float, float] | None
 GroupBy = str | GroupKey | Sequence[str | GroupKey]
 
@@ -192,10 +203,7 @@ class Client(AnalysesMixin, AdminMixin):
         )
         domain = convert.query_from_proto(query)
         job_id = self.submit(query)
-        for event in self.watch(job_id):
-            if on_event is not None:
-                on_event(event)
-        result = self.result(job_id)
+        result = self.follow(job_id, on_event)
         return replace(result, layout=result_layout(result, domain))
 
     def _group_keys(self, dataset: str, group_by: GroupBy) -> tuple[GroupKey, ...]:
@@ -275,10 +283,7 @@ class Client(AnalysesMixin, AdminMixin):
             resume_from=resume,
         )
         job_id = self.submit(query)
-        for event in self.watch(job_id):
-            if on_event is not None:
-                on_event(event)
-        result = self.result(job_id)
+        result = self.follow(job_id, on_event)
         if result.model is None:
             raise ProtocolError(f"job {job_id} returned no model")
         return TrainResult(
@@ -301,25 +306,53 @@ class Client(AnalysesMixin, AdminMixin):
             raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
         return str(response.job_id)
 
-    def watch(self, job_id: str) -> Iterator[JobEvent]:
+    def _events(self, job_id: str) -> Iterator[coordinator_pb2.JobEvent]:
+        """The job's raw event stream (a result's value chunks included)."""
         deadline = time.monotonic() + self.timeout
         try:
             # wait_for_ready: the job exists, so the coordinator was reachable; ride out a
             # reconnect instead of failing the watch at the first refused attempt.
-            for event in self._stub.WatchJob(
+            yield from self._stub.WatchJob(
                 coordinator_pb2.WatchJobRequest(job_id=job_id),
                 timeout=max(0.001, deadline - time.monotonic()),
                 wait_for_ready=True,
-            ):
-                yield JobEvent(
-                    job_id=event.job_id,
-                    state=_STATE_FROM_PROTO.get(event.state, JobState.PENDING),
-                    stage=event.stage,
-                    message=event.message,
-                    progress=event.progress,
-                )
+            )
         except grpc.RpcError as exc:
             raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
+
+    def watch(self, job_id: str) -> Iterator[JobEvent]:
+        """The job's events until it ends (a result on the last one is left out: see
+        :meth:`follow`)."""
+        for event in self._events(job_id):
+            if event.values and not event.HasField("result"):
+                continue  # a further chunk of the result on the terminal event
+            yield _event_from_proto(event)
+
+    def follow(
+        self, job_id: str, on_event: Callable[[JobEvent], None] | None = None
+    ) -> QueryResult:
+        """Watch a job to its end and return its result (or raise :class:`JobFailedError`).
+
+        The coordinator sends the result on the job's terminal event; from an older one
+        (no result on the stream), or when the watch ends early, it comes from GetResult.
+        """
+        header: coordinator_pb2.ResultHeader | None = None
+        parts: list[bytes] = []
+        for event in self._events(job_id):
+            if header is not None:
+                parts.append(event.values)  # the result's further chunks
+                continue
+            if on_event is not None:
+                on_event(_event_from_proto(event))
+            if event.HasField("result"):
+                header = event.result
+                parts.append(event.values)
+        if header is None or header.state != coordinator_pb2.JOB_STATE_SUCCEEDED:
+            return self.result(job_id)
+        values = convert.floats_from_bytes(b"".join(parts))
+        if values.size != header.length:
+            raise ProtocolError(f"result has {values.size} values, its header says {header.length}")
+        return result_from_header(header, values)
 
     def result(self, job_id: str) -> QueryResult:
         """The result of a finished job; raises :class:`JobFailedError` if it failed."""

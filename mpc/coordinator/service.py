@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TypeVar
 
 from mpc.config import BudgetConfig
@@ -17,7 +18,7 @@ from mpc.coordinator.events import JobEvent as JobEvent
 from mpc.coordinator.events import PartyBudgets as PartyBudgets
 from mpc.coordinator.events import PartyStatus as PartyStatus
 from mpc.coordinator.events import _EventLog
-from mpc.coordinator.jobs import JobRunner, PartyLink, Progress, Query, query_from_json
+from mpc.coordinator.jobs import JobRunner, Outcome, PartyLink, Progress, Query, query_from_json
 from mpc.coordinator.service_views import DEFAULT_LIST_LIMIT as DEFAULT_LIST_LIMIT
 from mpc.coordinator.service_views import MAX_LIST_LIMIT as MAX_LIST_LIMIT
 from mpc.coordinator.service_views import MAX_WATCH_STREAMS as MAX_WATCH_STREAMS
@@ -27,7 +28,7 @@ from mpc.coordinator.service_views import (
 from mpc.coordinator.service_views import WATCH_POLL_SECONDS as WATCH_POLL_SECONDS
 from mpc.coordinator.service_views import ServiceViewsMixin
 from mpc.coordinator.store import JobRecord, JobState, JobStore
-from mpc.coordinator.training import TrainState, resume_query, train
+from mpc.coordinator.training import TrainOutcome, TrainState, resume_query, train
 from mpc.errors import LimitExceededError, MpcError, QueryError, TransportError
 from mpc.ledger import Ledger
 from mpc.protocol.spec import ClientAuth, Statistic
@@ -83,6 +84,11 @@ class CoordinatorService(ServiceViewsMixin):
         self._lock = threading.Lock()
         self._active: dict[str, int] = {}  # per client: its jobs queued or running
         self._watching: dict[str, int] = {}  # per client: its open watch streams
+        # Per live job: its record as submitted (no result), to build the revealed record.
+        self._submitted: dict[str, JobRecord] = {}
+        # Revealed results (and training models) not yet durably stored: watchers and
+        # GetResult are served from here until the job store has them.
+        self._revealed: dict[str, tuple[JobRecord, dict[str, object] | None]] = {}
         failed = store.fail_unfinished("the coordinator restarted while the job was running")
         if failed:
             log.warning("marked %d unfinished job(s) from a previous run as failed", failed)
@@ -151,6 +157,7 @@ class CoordinatorService(ServiceViewsMixin):
             self._store.create(record)
             with self._lock:
                 self._logs[job_id] = _EventLog()
+                self._submitted[job_id] = record
                 if client is not None:
                     # The client's signed query goes to every party with the job's spec.
                     self._auth[job_id] = client
@@ -165,6 +172,8 @@ class CoordinatorService(ServiceViewsMixin):
             self._queue.put(submitted_by, (job_id, query, submitted_by))
         except BaseException as exc:
             self._release(submitted_by)
+            with self._lock:
+                self._submitted.pop(job_id, None)
             self._take_auth(job_id)  # it will never run: drop the signed query it held
             if isinstance(exc, MpcError) and self._store.owner(job_id) is not None:
                 self._fail(job_id, f"not queued: {exc}", str(exc))  # never pending forever
@@ -235,18 +244,7 @@ class CoordinatorService(ServiceViewsMixin):
                 self._train(job_id, query, progress, client)
                 return
             outcome = self._runner.run(job_id, query, progress, client)
-            self._store.set_spec(
-                job_id, json.loads(outcome.spec.canonical()), list(outcome.spec.party_ids)
-            )
-            self._store.succeed(
-                job_id,
-                outcome.labels,
-                outcome.values,
-                outcome.tolerance,
-                outcome.noise.to_json() if outcome.noise else None,
-            )
-            # succeed() stored this state in the same transaction as the result.
-            self._emit(job_id, JobState.SUCCEEDED, "done", "result revealed", 1.0, persist=False)
+            self._reveal(job_id, outcome, None, "result revealed")
             log.info("job %s: succeeded with %d parties", job_id, len(outcome.spec.party_ids))
         except MpcError as exc:
             self._fail(job_id, str(exc), str(exc))
@@ -282,23 +280,78 @@ class CoordinatorService(ServiceViewsMixin):
             self._store.save_round(job_id, state.round, state.to_json())
 
         outcome = train(self._runner, job_id, query, progress, checkpoint, resume, client)
-        self._store.set_spec(
-            job_id, json.loads(outcome.spec.canonical()), list(outcome.spec.party_ids)
-        )
-        self._store.set_model(job_id, outcome.model)
-        self._store.succeed(
-            job_id,
-            outcome.labels,
-            outcome.values,
-            outcome.tolerance,
-            outcome.noise.to_json() if outcome.noise else None,
-        )
-        self._emit(job_id, JobState.SUCCEEDED, "done", "model trained", 1.0)
+        self._reveal(job_id, outcome, outcome.model, "model trained")
         log.info("job %s: trained with %d parties", job_id, len(outcome.spec.party_ids))
 
+    def _reveal(
+        self,
+        job_id: str,
+        outcome: Outcome | TrainOutcome,
+        model: dict[str, object] | None,
+        message: str,
+    ) -> None:
+        """Publish the revealed result to watchers at once, from memory; then store it.
+
+        Watchers (and GetResult, via :meth:`record`) are served from memory until the durable
+        write is done, so it never sits between the reveal and the client. A failed write is
+        logged: the client already has its result (the next start marks the job failed).
+        """
+        spec = json.loads(outcome.spec.canonical())
+        parties = list(outcome.spec.party_ids)
+        privacy = outcome.noise.to_json() if outcome.noise else None
+        finished = time.time()
+        with self._lock:
+            submitted = self._submitted.get(job_id)
+        if submitted is None:  # not submitted through this service: read what was stored
+            submitted = self.record(job_id)
+        record = replace(
+            submitted,
+            state=JobState.SUCCEEDED,
+            stage="done",
+            message=message,
+            progress=1.0,
+            spec=spec,
+            parties=parties,
+            labels=list(outcome.labels),
+            values=outcome.values,
+            tolerance=outcome.tolerance,
+            error="",
+            finished_at=finished,
+            privacy=privacy,
+        )
+        with self._lock:
+            self._revealed[job_id] = (record, model)
+        self._emit(job_id, JobState.SUCCEEDED, "done", message, 1.0, persist=False)
+        try:
+            self._store.set_spec(job_id, spec, parties)
+            if model is not None:
+                self._store.set_model(job_id, model)
+            # The state, result and message in one transaction.
+            self._store.succeed(
+                job_id,
+                record.labels,
+                outcome.values,
+                outcome.tolerance,
+                privacy,
+                finished_at=finished,
+                message=message,
+            )
+        except Exception as exc:  # the store's own errors quote no data
+            what = str(exc) if isinstance(exc, MpcError) else type(exc).__name__
+            log.error("job %s: result revealed but not stored: %s", job_id, what)
+            return  # served from memory until the job is forgotten
+        with self._lock:
+            self._revealed.pop(job_id, None)
+
     def model(self, job_id: str) -> dict[str, object] | None:
+        with self._lock:
+            held = self._revealed.get(job_id)
+        if held is not None:
+            return held[1]
         return self._store.model(job_id)
 
     def _forget(self, job_id: str) -> None:
         with self._lock:
             self._logs.pop(job_id, None)
+            self._submitted.pop(job_id, None)
+            self._revealed.pop(job_id, None)

@@ -39,6 +39,7 @@ class ServiceViewsMixin:
     _max_watch: int
     _max_watch_per_client: int
     _logs: dict[str, _EventLog]
+    _revealed: dict[str, tuple[JobRecord, dict[str, object] | None]]
     _store: JobStore
     _links: dict[str, PartyLink]
     _addresses: dict[str, str]
@@ -114,6 +115,11 @@ class ServiceViewsMixin:
                     return
 
     def record(self, job_id: str) -> JobRecord:
+        """The job's record: a revealed result from memory until it is durably stored."""
+        with self._lock:
+            held = self._revealed.get(job_id)
+        if held is not None:
+            return held[0]
         record = self._store.get(job_id)
         if record is None:
             raise JobNotFoundError(f"unknown job {job_id!r}")

@@ -206,6 +206,9 @@ class JobStore:
         values: np.ndarray,
         tolerance: float,
         privacy: dict[str, object] | None = None,
+        *,
+        finished_at: float | None = None,
+        message: str = "result revealed",
     ) -> None:
         with self._writing():
             self._db.execute("BEGIN IMMEDIATE")
@@ -215,13 +218,14 @@ class JobStore:
                     (job_id, np.ascontiguousarray(values, dtype="<f8").tobytes()),
                 )
                 self._db.execute(
-                    "UPDATE jobs SET state=?, stage='done', message='result revealed', "
+                    "UPDATE jobs SET state=?, stage='done', message=?, "
                     "progress=1, labels=?, tolerance=?, finished_at=?, privacy=? WHERE job_id=?",
                     (
                         JobState.SUCCEEDED,
+                        message,
                         json.dumps(labels),
                         tolerance,
-                        time.time(),
+                        time.time() if finished_at is None else finished_at,
                         None if privacy is None else json.dumps(privacy),
                         job_id,
                     ),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,13 @@ from cryptography import x509
 from mpc.config import CoordinatorConfig
 from mpc.coordinator.jobs import PartyLink, tolerances_from_spec_json
 from mpc.coordinator.service import MAX_WATCH_STREAMS, CoordinatorService
-from mpc.coordinator.store import JobState, JobStore
+from mpc.coordinator.store import JobRecord, JobState, JobStore
 from mpc.errors import AccessDeniedError, ConfigError, QueryError
 from mpc.identity import Role, watch_revocations
 from mpc.ledger import Ledger
 from mpc.proto.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc
 from mpc.protocol.query import verify_client
+from mpc.sharing import CHUNK_WORDS
 from mpc.transport import convert
 from mpc.transport.errors import handle_errors, handle_stream_errors
 from mpc.transport.party_client import GrpcPartyLink
@@ -75,6 +76,74 @@ def _privacy_to_proto(
     )
 
 
+def result_header(
+    record: JobRecord, model: Callable[[str], dict[str, Any] | None]
+) -> coordinator_pb2.ResultHeader:
+    """A job's result header (GetResult's first message; a watch's terminal event)."""
+    spec = record.spec or {}
+    values = record.values if record.state is JobState.SUCCEEDED else None
+    columns = spec.get("columns", [])
+    header = coordinator_pb2.ResultHeader(
+        job_id=record.job_id,
+        state=_STATE_TO_PROTO[record.state],
+        statistic=str(record.query.get("statistic", "")),
+        dataset=str(record.query.get("dataset", "")),
+        labels=record.labels,
+        parties=record.parties,
+        length=0 if values is None else values.size,
+        frac_bits=int(spec.get("frac_bits", 0)),  # type: ignore[call-overload]
+        tolerance=record.tolerance,
+        error=record.error,
+        bounds=[
+            common_pb2.ColumnBounds(column=c["column"], lo=c["lo"], hi=c["hi"])
+            for c in columns  # type: ignore[attr-defined]
+        ],
+        created_at=record.created_at,
+        finished_at=record.finished_at,
+        privacy=_privacy_to_proto(record.privacy, record.labels)
+        if record.state is JobState.SUCCEEDED
+        else None,
+    )
+    if values is not None:  # per label, recomputed from the public spec
+        per_label = tolerances_from_spec_json(spec) or [record.tolerance] * len(record.labels)
+        header.tolerances.extend(
+            coordinator_pb2.LabelTolerance(label=label, tolerance=tolerance)
+            for label, tolerance in zip(record.labels, per_label, strict=False)
+        )
+        trained = model(record.job_id)
+        if trained is not None:
+            header.model_json = json.dumps(trained)
+    return header
+
+
+def result_events(
+    event: coordinator_pb2.JobEvent,
+    record: JobRecord,
+    model: Callable[[str], dict[str, Any] | None],
+    chunk_words: int = CHUNK_WORDS,
+) -> Iterator[coordinator_pb2.JobEvent]:
+    """The terminal SUCCEEDED event with the result's header and first values, then one
+    event per further chunk of at most ``chunk_words`` float64 values (~1 MiB)."""
+    if record.state is not JobState.SUCCEEDED or record.values is None:
+        yield event  # not stored yet nor in memory (should not happen): GetResult
+        return
+    event.result.CopyFrom(result_header(record, model))
+    chunks = convert.float_chunks(record.values, chunk_words)
+    first = next(chunks, None)
+    if first is not None:
+        event.values = first.data
+    yield event
+    for chunk in chunks:
+        yield coordinator_pb2.JobEvent(
+            job_id=event.job_id,
+            state=event.state,
+            stage=event.stage,
+            message=event.message,
+            progress=event.progress,
+            values=chunk.data,
+        )
+
+
 class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ignore[misc]
     def __init__(self, service: CoordinatorService, ca: x509.Certificate) -> None:
         self.service = service
@@ -111,13 +180,20 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ig
             for event in self.service.watch(request.job_id, alive=context.is_active):
                 if not context.is_active():
                     return
-                yield coordinator_pb2.JobEvent(
+                message = coordinator_pb2.JobEvent(
                     job_id=event.job_id,
                     state=_STATE_TO_PROTO[event.state],
                     stage=event.stage,
                     message=event.message,
                     progress=event.progress,
                 )
+                if event.state is not JobState.SUCCEEDED:
+                    yield message
+                    continue
+                # The result rides on the terminal event (served from memory until it is
+                # stored): the caller passed the same visibility check as GetResult's.
+                record = self.service.record(request.job_id)
+                yield from result_events(message, record, self.service.model)
 
     @handle_stream_errors
     def GetResult(
@@ -125,42 +201,10 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ig
     ) -> Iterator[coordinator_pb2.ResultChunk]:
         peer = require_role(context, *_CLIENT_ROLES)
         record = self.service.visible_record(request.job_id, peer.name, admin=_is_admin(peer))
-        spec = record.spec or {}
-        values = record.values if record.state is JobState.SUCCEEDED else None
-        columns = spec.get("columns", [])
-        header = coordinator_pb2.ResultHeader(
-            job_id=record.job_id,
-            state=_STATE_TO_PROTO[record.state],
-            statistic=str(record.query.get("statistic", "")),
-            dataset=str(record.query.get("dataset", "")),
-            labels=record.labels,
-            parties=record.parties,
-            length=0 if values is None else values.size,
-            frac_bits=int(spec.get("frac_bits", 0)),  # type: ignore[call-overload]
-            tolerance=record.tolerance,
-            error=record.error,
-            bounds=[
-                common_pb2.ColumnBounds(column=c["column"], lo=c["lo"], hi=c["hi"])
-                for c in columns  # type: ignore[attr-defined]
-            ],
-            created_at=record.created_at,
-            finished_at=record.finished_at,
-            privacy=_privacy_to_proto(record.privacy, record.labels)
-            if record.state is JobState.SUCCEEDED
-            else None,
-        )
-        if values is not None:  # per label, recomputed from the public spec
-            per_label = tolerances_from_spec_json(spec) or [record.tolerance] * len(record.labels)
-            header.tolerances.extend(
-                coordinator_pb2.LabelTolerance(label=label, tolerance=tolerance)
-                for label, tolerance in zip(record.labels, per_label, strict=False)
-            )
-        model = self.service.model(record.job_id) if values is not None else None
-        if model is not None:
-            header.model_json = json.dumps(model)
+        header = result_header(record, self.service.model)
         yield coordinator_pb2.ResultChunk(header=header)
-        if values is not None:
-            for chunk in convert.float_chunks(values):
+        if record.state is JobState.SUCCEEDED and record.values is not None:
+            for chunk in convert.float_chunks(record.values):
                 yield coordinator_pb2.ResultChunk(values=chunk)
 
     @handle_errors

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from mpc.proto.v1 import common_pb2 as mpc_dot_proto_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1empc/proto/v1/coordinator.proto\x12\x0cmpc.proto.v1\x1a\x19mpc/proto/v1/common.proto\"\xe2\x02\n\x05Query\x12\x11\n\tstatistic\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x03 \x03(\t\x12*\n\x06\x62ounds\x18\x04 \x03(\x0b\x32\x1a.mpc.proto.v1.ColumnBounds\x12\x16\n\tfrac_bits\x18\x05 \x01(\rH\x00\x88\x01\x01\x12\x0f\n\x07parties\x18\x06 \x03(\t\x12\r\n\x05noise\x18\x07 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x08 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\t \x01(\x01\x12,\n\x08training\x18\n \x01(\x0b\x32\x1a.mpc.proto.v1.TrainingSpec\x12\x13\n\x0bresume_from\x18\x0b \x01(\t\x12\x11\n\tbin_edges\x18\x0c \x01(\x0c\x12\x12\n\nwhere_json\x18\r \x01(\t\x12\x15\n\rgroup_by_json\x18\x0e \x01(\t\x12\x11\n\tquantiles\x18\x0f \x01(\x0c\x42\x0c\n\n_frac_bits\"`\n\x10SubmitJobRequest\x12\"\n\x05query\x18\x01 \x01(\x0b\x32\x13.mpc.proto.v1.Query\x12(\n\x06signed\x18\x02 \x01(\x0b\x32\x18.mpc.proto.v1.ClientAuth\"#\n\x11SubmitJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"s\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.mpc.proto.v1.JobState\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x10\n\x08progress\x18\x05 \x01(\x01\"\"\n\x10GetResultRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x92\x03\n\x0cResultHeader\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.mpc.proto.v1.JobState\x12\x11\n\tstatistic\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x04 \x01(\t\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x0f\n\x07parties\x18\x06 \x03(\t\x12\x0e\n\x06length\x18\x07 \x01(\x04\x12\x11\n\tfrac_bits\x18\x08 \x01(\r\x12\x11\n\ttolerance\x18\t \x01(\x01\x12\r\n\x05\x65rror\x18\n \x01(\t\x12*\n\x06\x62ounds\x18\x0b \x03(\x0b\x32\x1a.mpc.proto.v1.ColumnBounds\x12\x12\n\ncreated_at\x18\x0c \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\r \x01(\x01\x12&\n\x07privacy\x18\x0e \x01(\x0b\x32\x15.mpc.proto.v1.Privacy\x12\x12\n\nmodel_json\x18\x0f \x01(\t\x12\x30\n\ntolerances\x18\x10 \x03(\x0b\x32\x1c.mpc.proto.v1.LabelTolerance\"2\n\x0eLabelTolerance\x12\r\n\x05label\x18\x01 \x01(\t\x12\x11\n\ttolerance\x18\x02 \x01(\x01\"\x8b\x01\n\x07Privacy\x12\r\n\x05noise\x18\x01 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x02 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x01\x12\x15\n\repsilon_spent\x18\x04 \x01(\x01\x12\x11\n\trho_spent\x18\x05 \x01(\x01\x12\'\n\x06values\x18\x06 \x03(\x0b\x32\x17.mpc.proto.v1.NoiseInfo\"U\n\tNoiseInfo\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05sigma\x18\x02 \x01(\x01\x12\x16\n\x0e\x65rror_bound_95\x18\x03 \x01(\x01\x12\x12\n\nerror_kind\x18\x04 \x01(\t\"p\n\x0bResultChunk\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.mpc.proto.v1.ResultHeaderH\x00\x12+\n\x06values\x18\x02 \x01(\x0b\x32\x19.mpc.proto.v1.VectorChunkH\x00\x42\x06\n\x04part\"\x14\n\x12ListPartiesRequest\"\x7f\n\tPartyInfo\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\treachable\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12-\n\x08\x64\x61tasets\x18\x05 \x03(\x0b\x32\x1b.mpc.proto.v1.DatasetSchema\"?\n\x13ListPartiesResponse\x12(\n\x07parties\x18\x01 \x03(\x0b\x32\x17.mpc.proto.v1.PartyInfo\"\x13\n\x11GetBudgetsRequest\"o\n\x0cPartyBudgets\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12+\n\x07\x62udgets\x18\x04 \x03(\x0b\x32\x1a.mpc.proto.v1.BudgetStatus\"r\n\x12GetBudgetsResponse\x12/\n\x0b\x63oordinator\x18\x01 \x03(\x0b\x32\x1a.mpc.proto.v1.BudgetStatus\x12+\n\x07parties\x18\x02 \x03(\x0b\x32\x1a.mpc.proto.v1.PartyBudgets\"5\n\x0fListJobsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x13\n\x0b\x61ll_clients\x18\x02 \x01(\x08\"\xcc\x01\n\nJobSummary\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.mpc.proto.v1.JobState\x12\x11\n\tstatistic\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x04 \x01(\t\x12\x14\n\x0csubmitted_by\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x07 \x01(\x01\x12\x15\n\repsilon_spent\x18\x08 \x01(\x01\x12\r\n\x05\x65rror\x18\t \x01(\t\":\n\x10ListJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.mpc.proto.v1.JobSummary*\x82\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x32\xda\x03\n\x0b\x43oordinator\x12L\n\tSubmitJob\x12\x1e.mpc.proto.v1.SubmitJobRequest\x1a\x1f.mpc.proto.v1.SubmitJobResponse\x12\x43\n\x08WatchJob\x12\x1d.mpc.proto.v1.WatchJobRequest\x1a\x16.mpc.proto.v1.JobEvent0\x01\x12H\n\tGetResult\x12\x1e.mpc.proto.v1.GetResultRequest\x1a\x19.mpc.proto.v1.ResultChunk0\x01\x12R\n\x0bListParties\x12 .mpc.proto.v1.ListPartiesRequest\x1a!.mpc.proto.v1.ListPartiesResponse\x12O\n\nGetBudgets\x12\x1f.mpc.proto.v1.GetBudgetsRequest\x1a .mpc.proto.v1.GetBudgetsResponse\x12I\n\x08ListJobs\x12\x1d.mpc.proto.v1.ListJobsRequest\x1a\x1e.mpc.proto.v1.ListJobsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1empc/proto/v1/coordinator.proto\x12\x0cmpc.proto.v1\x1a\x19mpc/proto/v1/common.proto\"\xe2\x02\n\x05Query\x12\x11\n\tstatistic\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x02 \x01(\t\x12\x0f\n\x07\x63olumns\x18\x03 \x03(\t\x12*\n\x06\x62ounds\x18\x04 \x03(\x0b\x32\x1a.mpc.proto.v1.ColumnBounds\x12\x16\n\tfrac_bits\x18\x05 \x01(\rH\x00\x88\x01\x01\x12\x0f\n\x07parties\x18\x06 \x03(\t\x12\r\n\x05noise\x18\x07 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x08 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\t \x01(\x01\x12,\n\x08training\x18\n \x01(\x0b\x32\x1a.mpc.proto.v1.TrainingSpec\x12\x13\n\x0bresume_from\x18\x0b \x01(\t\x12\x11\n\tbin_edges\x18\x0c \x01(\x0c\x12\x12\n\nwhere_json\x18\r \x01(\t\x12\x15\n\rgroup_by_json\x18\x0e \x01(\t\x12\x11\n\tquantiles\x18\x0f \x01(\x0c\x42\x0c\n\n_frac_bits\"`\n\x10SubmitJobRequest\x12\"\n\x05query\x18\x01 \x01(\x0b\x32\x13.mpc.proto.v1.Query\x12(\n\x06signed\x18\x02 \x01(\x0b\x32\x18.mpc.proto.v1.ClientAuth\"#\n\x11SubmitJobResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\xaf\x01\n\x08JobEvent\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.mpc.proto.v1.JobState\x12\r\n\x05stage\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x10\n\x08progress\x18\x05 \x01(\x01\x12*\n\x06result\x18\x06 \x01(\x0b\x32\x1a.mpc.proto.v1.ResultHeader\x12\x0e\n\x06values\x18\x07 \x01(\x0c\"\"\n\x10GetResultRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"\x92\x03\n\x0cResultHeader\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.mpc.proto.v1.JobState\x12\x11\n\tstatistic\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x04 \x01(\t\x12\x0e\n\x06labels\x18\x05 \x03(\t\x12\x0f\n\x07parties\x18\x06 \x03(\t\x12\x0e\n\x06length\x18\x07 \x01(\x04\x12\x11\n\tfrac_bits\x18\x08 \x01(\r\x12\x11\n\ttolerance\x18\t \x01(\x01\x12\r\n\x05\x65rror\x18\n \x01(\t\x12*\n\x06\x62ounds\x18\x0b \x03(\x0b\x32\x1a.mpc.proto.v1.ColumnBounds\x12\x12\n\ncreated_at\x18\x0c \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\r \x01(\x01\x12&\n\x07privacy\x18\x0e \x01(\x0b\x32\x15.mpc.proto.v1.Privacy\x12\x12\n\nmodel_json\x18\x0f \x01(\t\x12\x30\n\ntolerances\x18\x10 \x03(\x0b\x32\x1c.mpc.proto.v1.LabelTolerance\"2\n\x0eLabelTolerance\x12\r\n\x05label\x18\x01 \x01(\t\x12\x11\n\ttolerance\x18\x02 \x01(\x01\"\x8b\x01\n\x07Privacy\x12\r\n\x05noise\x18\x01 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x02 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x01\x12\x15\n\repsilon_spent\x18\x04 \x01(\x01\x12\x11\n\trho_spent\x18\x05 \x01(\x01\x12\'\n\x06values\x18\x06 \x03(\x0b\x32\x17.mpc.proto.v1.NoiseInfo\"U\n\tNoiseInfo\x12\r\n\x05label\x18\x01 \x01(\t\x12\r\n\x05sigma\x18\x02 \x01(\x01\x12\x16\n\x0e\x65rror_bound_95\x18\x03 \x01(\x01\x12\x12\n\nerror_kind\x18\x04 \x01(\t\"p\n\x0bResultChunk\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.mpc.proto.v1.ResultHeaderH\x00\x12+\n\x06values\x18\x02 \x01(\x0b\x32\x19.mpc.proto.v1.VectorChunkH\x00\x42\x06\n\x04part\"\x14\n\x12ListPartiesRequest\"\x7f\n\tPartyInfo\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x11\n\treachable\x18\x03 \x01(\x08\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12-\n\x08\x64\x61tasets\x18\x05 \x03(\x0b\x32\x1b.mpc.proto.v1.DatasetSchema\"?\n\x13ListPartiesResponse\x12(\n\x07parties\x18\x01 \x03(\x0b\x32\x17.mpc.proto.v1.PartyInfo\"\x13\n\x11GetBudgetsRequest\"o\n\x0cPartyBudgets\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x11\n\treachable\x18\x02 \x01(\x08\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12+\n\x07\x62udgets\x18\x04 \x03(\x0b\x32\x1a.mpc.proto.v1.BudgetStatus\"r\n\x12GetBudgetsResponse\x12/\n\x0b\x63oordinator\x18\x01 \x03(\x0b\x32\x1a.mpc.proto.v1.BudgetStatus\x12+\n\x07parties\x18\x02 \x03(\x0b\x32\x1a.mpc.proto.v1.PartyBudgets\"5\n\x0fListJobsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x13\n\x0b\x61ll_clients\x18\x02 \x01(\x08\"\xcc\x01\n\nJobSummary\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x05state\x18\x02 \x01(\x0e\x32\x16.mpc.proto.v1.JobState\x12\x11\n\tstatistic\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x61taset\x18\x04 \x01(\t\x12\x14\n\x0csubmitted_by\x18\x05 \x01(\t\x12\x12\n\ncreated_at\x18\x06 \x01(\x01\x12\x13\n\x0b\x66inished_at\x18\x07 \x01(\x01\x12\x15\n\repsilon_spent\x18\x08 \x01(\x01\x12\r\n\x05\x65rror\x18\t \x01(\t\":\n\x10ListJobsResponse\x12&\n\x04jobs\x18\x01 \x03(\x0b\x32\x18.mpc.proto.v1.JobSummary*\x82\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11JOB_STATE_PENDING\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04\x32\xda\x03\n\x0b\x43oordinator\x12L\n\tSubmitJob\x12\x1e.mpc.proto.v1.SubmitJobRequest\x1a\x1f.mpc.proto.v1.SubmitJobResponse\x12\x43\n\x08WatchJob\x12\x1d.mpc.proto.v1.WatchJobRequest\x1a\x16.mpc.proto.v1.JobEvent0\x01\x12H\n\tGetResult\x12\x1e.mpc.proto.v1.GetResultRequest\x1a\x19.mpc.proto.v1.ResultChunk0\x01\x12R\n\x0bListParties\x12 .mpc.proto.v1.ListPartiesRequest\x1a!.mpc.proto.v1.ListPartiesResponse\x12O\n\nGetBudgets\x12\x1f.mpc.proto.v1.GetBudgetsRequest\x1a .mpc.proto.v1.GetBudgetsResponse\x12I\n\x08ListJobs\x12\x1d.mpc.proto.v1.ListJobsRequest\x1a\x1e.mpc.proto.v1.ListJobsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mpc.proto.v1.coordinator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=2344
-  _globals['_JOBSTATE']._serialized_end=2474
+  _globals['_JOBSTATE']._serialized_start=2405
+  _globals['_JOBSTATE']._serialized_end=2535
   _globals['_QUERY']._serialized_start=76
   _globals['_QUERY']._serialized_end=430
   _globals['_SUBMITJOBREQUEST']._serialized_start=432
@@ -42,38 +42,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUBMITJOBRESPONSE']._serialized_end=565
   _globals['_WATCHJOBREQUEST']._serialized_start=567
   _globals['_WATCHJOBREQUEST']._serialized_end=600
-  _globals['_JOBEVENT']._serialized_start=602
-  _globals['_JOBEVENT']._serialized_end=717
-  _globals['_GETRESULTREQUEST']._serialized_start=719
-  _globals['_GETRESULTREQUEST']._serialized_end=753
-  _globals['_RESULTHEADER']._serialized_start=756
-  _globals['_RESULTHEADER']._serialized_end=1158
-  _globals['_LABELTOLERANCE']._serialized_start=1160
-  _globals['_LABELTOLERANCE']._serialized_end=1210
-  _globals['_PRIVACY']._serialized_start=1213
-  _globals['_PRIVACY']._serialized_end=1352
-  _globals['_NOISEINFO']._serialized_start=1354
-  _globals['_NOISEINFO']._serialized_end=1439
-  _globals['_RESULTCHUNK']._serialized_start=1441
-  _globals['_RESULTCHUNK']._serialized_end=1553
-  _globals['_LISTPARTIESREQUEST']._serialized_start=1555
-  _globals['_LISTPARTIESREQUEST']._serialized_end=1575
-  _globals['_PARTYINFO']._serialized_start=1577
-  _globals['_PARTYINFO']._serialized_end=1704
-  _globals['_LISTPARTIESRESPONSE']._serialized_start=1706
-  _globals['_LISTPARTIESRESPONSE']._serialized_end=1769
-  _globals['_GETBUDGETSREQUEST']._serialized_start=1771
-  _globals['_GETBUDGETSREQUEST']._serialized_end=1790
-  _globals['_PARTYBUDGETS']._serialized_start=1792
-  _globals['_PARTYBUDGETS']._serialized_end=1903
-  _globals['_GETBUDGETSRESPONSE']._serialized_start=1905
-  _globals['_GETBUDGETSRESPONSE']._serialized_end=2019
-  _globals['_LISTJOBSREQUEST']._serialized_start=2021
-  _globals['_LISTJOBSREQUEST']._serialized_end=2074
-  _globals['_JOBSUMMARY']._serialized_start=2077
-  _globals['_JOBSUMMARY']._serialized_end=2281
-  _globals['_LISTJOBSRESPONSE']._serialized_start=2283
-  _globals['_LISTJOBSRESPONSE']._serialized_end=2341
-  _globals['_COORDINATOR']._serialized_start=2477
-  _globals['_COORDINATOR']._serialized_end=2951
+  _globals['_JOBEVENT']._serialized_start=603
+  _globals['_JOBEVENT']._serialized_end=778
+  _globals['_GETRESULTREQUEST']._serialized_start=780
+  _globals['_GETRESULTREQUEST']._serialized_end=814
+  _globals['_RESULTHEADER']._serialized_start=817
+  _globals['_RESULTHEADER']._serialized_end=1219
+  _globals['_LABELTOLERANCE']._serialized_start=1221
+  _globals['_LABELTOLERANCE']._serialized_end=1271
+  _globals['_PRIVACY']._serialized_start=1274
+  _globals['_PRIVACY']._serialized_end=1413
+  _globals['_NOISEINFO']._serialized_start=1415
+  _globals['_NOISEINFO']._serialized_end=1500
+  _globals['_RESULTCHUNK']._serialized_start=1502
+  _globals['_RESULTCHUNK']._serialized_end=1614
+  _globals['_LISTPARTIESREQUEST']._serialized_start=1616
+  _globals['_LISTPARTIESREQUEST']._serialized_end=1636
+  _globals['_PARTYINFO']._serialized_start=1638
+  _globals['_PARTYINFO']._serialized_end=1765
+  _globals['_LISTPARTIESRESPONSE']._serialized_start=1767
+  _globals['_LISTPARTIESRESPONSE']._serialized_end=1830
+  _globals['_GETBUDGETSREQUEST']._serialized_start=1832
+  _globals['_GETBUDGETSREQUEST']._serialized_end=1851
+  _globals['_PARTYBUDGETS']._serialized_start=1853
+  _globals['_PARTYBUDGETS']._serialized_end=1964
+  _globals['_GETBUDGETSRESPONSE']._serialized_start=1966
+  _globals['_GETBUDGETSRESPONSE']._serialized_end=2080
+  _globals['_LISTJOBSREQUEST']._serialized_start=2082
+  _globals['_LISTJOBSREQUEST']._serialized_end=2135
+  _globals['_JOBSUMMARY']._serialized_start=2138
+  _globals['_JOBSUMMARY']._serialized_end=2342
+  _globals['_LISTJOBSRESPONSE']._serialized_start=2344
+  _globals['_LISTJOBSRESPONSE']._serialized_end=2402
+  _globals['_COORDINATOR']._serialized_start=2538
+  _globals['_COORDINATOR']._serialized_end=3012
 # @@protoc_insertion_point(module_scope)

@@ -76,18 +76,22 @@ class WatchJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class JobEvent(_message.Message):
-    __slots__ = ("job_id", "state", "stage", "message", "progress")
+    __slots__ = ("job_id", "state", "stage", "message", "progress", "result", "values")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     STAGE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     state: JobState
     stage: str
     message: str
     progress: float
-    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., stage: _Optional[str] = ..., message: _Optional[str] = ..., progress: _Optional[float] = ...) -> None: ...
+    result: ResultHeader
+    values: bytes
+    def __init__(self, job_id: _Optional[str] = ..., state: _Optional[_Union[JobState, str]] = ..., stage: _Optional[str] = ..., message: _Optional[str] = ..., progress: _Optional[float] = ..., result: _Optional[_Union[ResultHeader, _Mapping]] = ..., values: _Optional[bytes] = ...) -> None: ...
 
 class GetResultRequest(_message.Message):
     __slots__ = ("job_id",)
