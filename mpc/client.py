@@ -18,8 +18,8 @@ import numpy as np
 from mpc.client_admin import _STATE_FROM_PROTO, AdminMixin
 from mpc.client_analyses import AnalysesMixin
 from mpc.config import TlsFiles
-from mpc.coordinator.service import JobEvent, PartyBudgets
-from mpc.coordinator.service import PartyStatus as PartyStatus
+from mpc.coordinator.events import JobEvent, PartyBudgets
+from mpc.coordinator.events import PartyStatus as PartyStatus
 from mpc.coordinator.store import JobState, JobSummary
 from mpc.errors import JobFailedError, MpcError, ProtocolError, QueryError
 from mpc.identity import Role, require_valid_own_certificate
