@@ -9,9 +9,7 @@ each job (see :mod:`tests.security.test_differential`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import functools
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +25,6 @@ import pyarrow.parquet as pq
 from mpc.config import BudgetConfig, ColumnConfig, DatasetConfig, PartyConfig, TlsFiles
 from mpc.party.runtime import PartyRuntime
 from mpc.protocol.frame import Condition, GroupKey
-from mpc.protocol.secure_sum import SignedKeyOffer
 from mpc.protocol.spec import ColumnBound, JobSpec, Participant, PrivacySpec, Statistic
 from tests.helpers import identity
 from tests.security.test_differential import (
@@ -38,7 +35,8 @@ from tests.security.test_differential import (
     UNDER_TEST,
     _close,
     _describe_error,
-    _drain,
+    drive_job,
+    recorder,
 )
 
 JOB_ID = "frames-job-3"
@@ -228,71 +226,13 @@ def observe(
     """Party c's observable outcome of one job (as in test_differential)."""
     replacements = {job_id: "<job>", **replacements}
     outcome: list[object] = []
-
-    def record(stage: str, call: Callable[[], object]) -> tuple[bool, object]:
-        try:
-            value = call()
-        except Exception as exc:  # the exact refusal text is the observable
-            outcome.append((stage, _describe_error(exc, replacements)))
-            return False, None
-        return True, value
-
+    record = recorder(outcome, replacements)
     try:
         spec = build_spec(case, job_id)
     except Exception as exc:
         return (("spec", _describe_error(exc, replacements)),)
-    c = runtimes[UNDER_TEST]
-    offers: list[SignedKeyOffer] = []
-    failed: list[str] = []
-    for pid, runtime in runtimes.items():
-        if pid == UNDER_TEST:
-            ok, offer = record("setup", functools.partial(runtime.setup, spec))
-            if ok:
-                outcome.append(("setup", "ok"))
-        else:
-            try:
-                offer, ok = runtime.setup(spec), True
-            except Exception:
-                ok = False
-        if ok:
-            assert isinstance(offer, SignedKeyOffer)
-            offers.append(offer)
-        else:
-            failed.append(pid)
-    if failed:
-        outcome.append(("setup failed at", tuple(failed)))
-    else:
-        for pid, runtime in runtimes.items():
-            if pid == UNDER_TEST:
-                ok, _ = record("agree", functools.partial(runtime.agree, job_id, offers))
-                if ok:
-                    outcome.append(("agree", "ok"))
-            else:
-                runtime.agree(job_id, offers)
-        answered = 0
-        for label, round_id in ROUNDS:
-            for pid, runtime in runtimes.items():
-                if pid != UNDER_TEST:
-                    # a and b hold fixed data: their failures are not c's outcome
-                    with contextlib.suppress(Exception):
-                        _drain(runtime.contribute(job_id, round_id, None)[1])
-
-            def contribute(round_id: int = round_id) -> tuple[int, int, int]:
-                length, chunks = c.contribute(job_id, round_id, None)
-                return (length, *_drain(chunks))
-
-            ok, shape = record(f"round {label} (id {round_id})", contribute)
-            if ok:
-                answered += 1
-                outcome.append((f"round {label} (id {round_id})", "ok", shape))
-        outcome.append(("rounds answered", answered))
-    for pid, runtime in runtimes.items():
-        if pid == UNDER_TEST:
-            ok, _ = record("abort", functools.partial(runtime.abort, job_id))
-            if ok:
-                outcome.append(("abort", "ok"))
-        else:
-            runtime.abort(job_id)
+    rounds = [(label, round_id, None) for label, round_id in ROUNDS]
+    drive_job(runtimes, spec, job_id, rounds, record, outcome)
     return tuple(outcome)
 
 

@@ -20,10 +20,11 @@ data-dependent failure and the test reports it (it is deliberately not suppresse
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -559,6 +560,91 @@ def _drain(chunks: Iterator[tuple[int, np.ndarray]]) -> tuple[int, int]:
     return count, words
 
 
+Rounds = Iterable[tuple[str, int, np.ndarray | None]]
+Recorder = Callable[[str, Callable[[], object]], tuple[bool, object]]
+
+
+def recorder(outcome: list[object], replacements: dict[str, str]) -> Recorder:
+    """``record(stage, call)``: run ``call``; on an exception append the stage and its exact
+    (normalised) text to ``outcome`` -- the refusal text is what party c lets out."""
+
+    def record(stage: str, call: Callable[[], object]) -> tuple[bool, object]:
+        try:
+            value = call()
+        except Exception as exc:  # the exact refusal text is the observable
+            outcome.append((stage, _describe_error(exc, replacements)))
+            return False, None
+        return True, value
+
+    return record
+
+
+def drive_job(
+    runtimes: dict[str, PartyRuntime],
+    spec: JobSpec,
+    job_id: str,
+    rounds: Rounds,
+    record: Recorder,
+    outcome: list[object],
+) -> None:
+    """Setup, key agreement, every round of ``rounds`` and abort at every party, appending
+    party c's observable outcome; the other parties hold fixed data, so their failures are
+    not c's outcome."""
+    c = runtimes[UNDER_TEST]
+    offers: list[SignedKeyOffer] = []
+    failed: list[str] = []
+    for pid, runtime in runtimes.items():
+        if pid == UNDER_TEST:
+            ok, offer = record("setup", functools.partial(runtime.setup, spec))
+            if ok:
+                outcome.append(("setup", "ok"))
+        else:
+            try:
+                offer, ok = runtime.setup(spec), True
+            except Exception:
+                ok = False
+        if ok:
+            assert isinstance(offer, SignedKeyOffer)
+            offers.append(offer)
+        else:
+            failed.append(pid)
+    if failed:
+        outcome.append(("setup failed at", tuple(failed)))
+    else:
+        for pid, runtime in runtimes.items():
+            if pid == UNDER_TEST:
+                ok, _ = record("agree", functools.partial(runtime.agree, job_id, offers))
+                if ok:
+                    outcome.append(("agree", "ok"))
+            else:
+                runtime.agree(job_id, offers)
+        answered = 0
+        for label, round_id, round_input in rounds:
+            for pid, runtime in runtimes.items():
+                if pid != UNDER_TEST:
+                    with contextlib.suppress(Exception):
+                        _drain(runtime.contribute(job_id, round_id, round_input)[1])
+
+            def contribute(
+                round_id: int = round_id, round_input: np.ndarray | None = round_input
+            ) -> tuple[int, int, int]:
+                length, chunks = c.contribute(job_id, round_id, round_input)
+                return (length, *_drain(chunks))
+
+            ok, shape = record(f"round {label} (id {round_id})", contribute)
+            if ok:
+                answered += 1
+                outcome.append((f"round {label} (id {round_id})", "ok", shape))
+        outcome.append(("rounds answered", answered))
+    for pid, runtime in runtimes.items():
+        if pid == UNDER_TEST:
+            ok, _ = record("abort", functools.partial(runtime.abort, job_id))
+            if ok:
+                outcome.append(("abort", "ok"))
+        else:
+            runtime.abort(job_id)
+
+
 def observe(
     case: Case,
     c_data: Path,
@@ -575,15 +661,7 @@ def observe(
         str(state_dir): "<state>",
     }
     outcome: list[object] = []
-
-    def record(stage: str, call: Callable[[], object]) -> tuple[bool, object]:
-        try:
-            value = call()
-        except Exception as exc:  # the exact refusal text is the observable
-            outcome.append((stage, _describe_error(exc, replacements)))
-            return False, None
-        return True, value
-
+    record = recorder(outcome, replacements)
     try:
         spec = build_spec(case)
     except Exception as exc:  # refused before any party sees it: nothing to compare
@@ -603,63 +681,7 @@ def observe(
             for old, new in replacements.items():
                 text = text.replace(old, new)
             outcome.append(("describe", text))
-        offers: list[SignedKeyOffer] = []
-        failed: list[str] = []
-        for pid, runtime in runtimes.items():
-            if pid == UNDER_TEST:
-                ok, offer = record("setup", functools.partial(runtime.setup, spec))
-                if ok:
-                    outcome.append(("setup", "ok"))
-            else:
-                try:
-                    offer = runtime.setup(spec)
-                    ok = True
-                except Exception:
-                    ok = False
-            if ok:
-                assert isinstance(offer, SignedKeyOffer)
-                offers.append(offer)
-            else:
-                failed.append(pid)
-        if failed:
-            outcome.append(("setup failed at", tuple(failed)))
-        else:
-            for pid, runtime in runtimes.items():
-                if pid == UNDER_TEST:
-                    ok, _ = record("agree", functools.partial(runtime.agree, JOB_ID, offers))
-                    if ok:
-                        outcome.append(("agree", "ok"))
-                else:
-                    runtime.agree(JOB_ID, offers)
-            answered = 0
-            for label, round_id, round_input in schedule(case, spec):
-                for pid, runtime in runtimes.items():
-                    if pid == UNDER_TEST:
-                        continue
-                    try:
-                        _, chunks = runtime.contribute(JOB_ID, round_id, round_input)
-                        _drain(chunks)
-                    except Exception:
-                        pass  # a and b hold fixed data: their failures are not c's outcome
-
-                def contribute(
-                    round_id: int = round_id, round_input: np.ndarray | None = round_input
-                ) -> tuple[int, int, int]:
-                    length, chunks = c.contribute(JOB_ID, round_id, round_input)
-                    return (length, *_drain(chunks))
-
-                ok, shape = record(f"round {label} (id {round_id})", contribute)
-                if ok:
-                    answered += 1
-                    outcome.append((f"round {label} (id {round_id})", "ok", shape))
-            outcome.append(("rounds answered", answered))
-        for pid, runtime in runtimes.items():
-            if pid == UNDER_TEST:
-                ok, _ = record("abort", functools.partial(runtime.abort, JOB_ID))
-                if ok:
-                    outcome.append(("abort", "ok"))
-            else:
-                runtime.abort(JOB_ID)
+        drive_job(runtimes, spec, JOB_ID, schedule(case, spec), record, outcome)
     finally:
         for runtime in runtimes.values():
             _close(runtime)
