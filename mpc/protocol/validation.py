@@ -184,10 +184,16 @@ def validate_frame(spec: JobSpec) -> None:
         raise QueryError(f"a job has at most {MAX_CELLS} cells (groups times bins)")
     if spec.statistic is Statistic.CONTINGENCY and (len(spec.group_by) != 2 or spec.columns):
         raise QueryError("a contingency table groups by exactly two columns and reads no other")
-    if spec.statistic is Statistic.TTEST and (
-        len(spec.group_by) != 1 or spec.group_by[0].size != 2 or not spec.columns
-    ):
-        raise QueryError("a t-test needs columns and one group_by key with exactly 2 groups")
+    if spec.statistic is Statistic.TTEST:
+        if len(spec.group_by) != 1 or not spec.columns:
+            raise QueryError("a t-test needs columns and one group_by key with exactly 2 groups")
+        key = spec.group_by[0]
+        if key.size != 2:
+            pick = f"{key.column}=A,B" if key.categories else f"{key.column}:E0,E1,E2"
+            raise QueryError(
+                f"a t-test needs one group_by key with exactly 2 groups; {key.column!r} has "
+                f"{key.size}: pick two ({pick})"
+            )
     if spec.statistic in (Statistic.COVARIANCE, Statistic.CORRELATION) and len(spec.columns) < 2:
         raise QueryError(f"{spec.statistic.value} needs at least two columns")
     if spec.statistic is Statistic.QUANTILE:

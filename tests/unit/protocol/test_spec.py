@@ -60,3 +60,16 @@ def test_bin_edges_spanning_more_than_dbl_max_are_valid() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         check_bin_edges((-top, 0.0, top))
+
+
+def test_a_ttest_over_a_key_with_three_groups_says_how_to_pick_two() -> None:
+    import pytest
+
+    from mpc.errors import QueryError
+    from mpc.protocol.frame import GroupKey
+    from mpc.protocol.spec import Statistic
+    from tests.unit.stats._analyses_fake import make_spec
+
+    region = GroupKey("region", categories=("north", "south", "east"))
+    with pytest.raises(QueryError, match=r"'region' has 3: pick two \(region=A,B\)"):
+        make_spec(Statistic.TTEST, {"bmi": (10.0, 60.0)}, group_by=(region,))
