@@ -102,6 +102,8 @@ def verify(path: Path) -> Verification:
                 return failed(number, f"seq {record['seq']} where {seq + 1} was expected")
             prev, seq, records = line_hash(body), seq + 1, records + 1
     except OSError as exc:
+        # `mpc audit show/verify` on the party's own host: the operator named this path.
+        # Jobs never read the log back, so this text never reaches a coordinator or client.
         raise ConfigError(f"cannot read the audit log {path}: {exc.strerror}") from exc
     if pending is not None:
         return failed(pending[0], pending[2])
@@ -121,4 +123,6 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
                 value = None
             yield number, value if isinstance(value, dict) else None
     except OSError as exc:
+        # `mpc audit show/verify` on the party's own host: the operator named this path.
+        # Jobs never read the log back, so this text never reaches a coordinator or client.
         raise ConfigError(f"cannot read the audit log {path}: {exc.strerror}") from exc
