@@ -28,9 +28,9 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-## bench: secure sum against numpy and a raw gRPC transfer (minutes)
+## bench: issue 12's performance targets beside the measured ratios, one run (minutes)
 bench: setup
-	$(BIN)/python bench/secure_sum.py
+	$(BIN)/python bench/targets.py
 
 ## protos: regenerate mpc/proto/v1 from protos/
 protos: setup

@@ -13,6 +13,11 @@ aggregator presents the coordinator's), the channel and server options of
 with bytes in and bytes out. What it leaves out is exactly what the secure path adds: job
 orchestration, key agreement, fixed-point encoding, masking, the job store and the second
 hop that delivers the result to the client.
+
+A second method, ``RoundTrip``, is the raw counterpart of one training round
+(:meth:`RawAggregator.round_trip`): the aggregator sends one request carrying a payload (the
+public round input) to every party concurrently and each party streams back a reply of a
+requested number of 8-byte words (its share), summed with numpy as it arrives.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from mpc.sharing import CHUNK_WORDS
 from mpc.transport.tls import new_server, secure_channel, server_credentials
 
 METHOD = "/bench.RawSum/Pull"
+ROUND_TRIP = "/bench.RawSum/RoundTrip"
+_REPLY_WORDS = np.dtype("<u8")  # first 8 bytes of a RoundTrip request: the reply's word count
 _LE_F64 = np.dtype("<f8")
 
 
@@ -59,16 +66,23 @@ def _pull_handler(
         for offset in range(0, vector.size, CHUNK_WORDS):
             yield vector[offset : offset + CHUNK_WORDS].tobytes()
 
-    return grpc.method_handlers_generic_handler(
-        "bench.RawSum",
-        {
-            "Pull": grpc.unary_stream_rpc_method_handler(
-                pull,
-                request_deserializer=_identity_bytes,
-                response_serializer=_identity_bytes,
-            )
-        },
-    )
+    def round_trip(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        if len(request) < 8 or len(request) % 8:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed round-trip request")
+        words = int(np.frombuffer(request[:8], dtype=_REPLY_WORDS)[0])
+        payload_words = len(request) // 8 - 1
+        # A reply the aggregator can check: word i is i + the payload's word count.
+        reply = np.arange(words, dtype=_LE_F64) + payload_words
+        for offset in range(0, words, CHUNK_WORDS):
+            yield reply[offset : offset + CHUNK_WORDS].tobytes()
+
+    handlers = {
+        name: grpc.unary_stream_rpc_method_handler(
+            call, request_deserializer=_identity_bytes, response_serializer=_identity_bytes
+        )
+        for name, call in (("Pull", pull), ("RoundTrip", round_trip))
+    }
+    return grpc.method_handlers_generic_handler("bench.RawSum", handlers)
 
 
 def serve(party_id: str, tls_dir: Path, data: dict[str, Path], ready_file: Path) -> None:
@@ -206,6 +220,14 @@ class RawAggregator:
             )
             for pid, channel in self._channels.items()
         }
+        self._round_trips = {
+            pid: channel.unary_stream(
+                ROUND_TRIP,
+                request_serializer=_identity_bytes,
+                response_deserializer=_identity_bytes,
+            )
+            for pid, channel in self._channels.items()
+        }
         self._pool = ThreadPoolExecutor(len(addresses), thread_name_prefix="raw-pull")
 
     def close(self) -> None:
@@ -243,6 +265,39 @@ class RawAggregator:
             if got != length:
                 raise RuntimeError(f"raw party {pid} sent {got} words, expected {length}")
         return total
+
+    def round_trip(self, payload: np.ndarray, reply_words: int) -> np.ndarray:
+        """Send ``payload`` (float64) to every party at once; sum their ``reply_words`` replies.
+
+        The shape of one training round (the coordinator's ``Contribute`` call: the round input
+        out, a share of ``reply_words`` words back from each party), without the protocol.
+        """
+        request = np.array([reply_words], dtype=_REPLY_WORDS).tobytes()
+        request += np.ascontiguousarray(payload, dtype=_LE_F64).tobytes()
+        total = np.zeros(reply_words, dtype=np.float64)
+        lock = threading.Lock()
+
+        def call(pid: str) -> int:
+            filled = 0
+            for data in self._round_trips[pid](request, timeout=self.timeout):
+                part = np.frombuffer(data, dtype=_LE_F64)
+                with lock:
+                    window = total[filled : filled + part.size]
+                    np.add(window, part, out=window)
+                filled += part.size
+            return filled
+
+        futures = [self._pool.submit(call, pid) for pid in self._round_trips]
+        for pid, future in zip(self._round_trips, futures, strict=True):
+            got = future.result()
+            if got != reply_words:
+                raise RuntimeError(f"raw party {pid} sent {got} words, expected {reply_words}")
+        return total
+
+
+def expected_round_trip(parties: int, payload_words: int, reply_words: int) -> np.ndarray:
+    """What :meth:`RawAggregator.round_trip` returns when every party's reply arrived intact."""
+    return parties * (np.arange(reply_words, dtype=np.float64) + payload_words)
 
 
 def main(argv: list[str] | None = None) -> None:
