@@ -39,6 +39,21 @@ def _version() -> str:
         return "(not installed)"
 
 
+class _VersionAction(argparse._VersionAction):
+    """``--version``, its version looked up only when asked (importlib.metadata would cost
+    every other command ~15 ms)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[object] | None,
+        option_string: str | None = None,
+    ) -> None:
+        self.version = f"mpc {_version()}"
+        super().__call__(parser, namespace, values, option_string)
+
+
 def build_parser(analysis: bool = False) -> argparse.ArgumentParser:
     """The CLI's parser; ``analysis``: ``mpc query`` takes the analyses' commands
     (covariance, correlation, contingency, ttest, quantile, median), whose arguments differ
@@ -55,7 +70,7 @@ def build_parser(analysis: bool = False) -> argparse.ArgumentParser:
         default="WARNING",
         help="DEBUG, INFO, WARNING (default) or ERROR; logs go to stderr",
     )
-    parser.add_argument("--version", action="version", version=f"mpc {_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     certs.add_parser(sub)

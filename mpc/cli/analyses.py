@@ -12,19 +12,23 @@ import argparse
 import json
 import math
 import sys
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from mpc.cli._common import _add_client_options, _client, _columns, _parse_bounds
 from mpc.errors import QueryError
-from mpc.protocol.frame import GroupKey
+
+if TYPE_CHECKING:
+    # numpy and the frame module are imported where used: `mpc --help` and the basic queries
+    # parse without them (tests/unit/test_cli_lazy_imports.py).
+    from mpc.protocol.frame import GroupKey
 
 ANALYSES = ("covariance", "correlation", "contingency", "ttest", "quantile", "median")
 
 
 def parse_key(text: str) -> str | GroupKey:
     """``COLUMN``, ``COLUMN=A,B`` (categories) or ``COLUMN:E0,E1,...`` (bin edges)."""
+    from mpc.protocol.frame import GroupKey
+
     name, eq, categories = text.partition("=")
     if eq:
         values = tuple(c.strip() for c in categories.split(",") if c.strip())
@@ -102,6 +106,8 @@ def _run(args: argparse.Namespace, client: Any) -> Any:
 
 
 def _print_table(result: Any) -> None:
+    import numpy as np
+
     to_pandas = getattr(result, "to_pandas", None)
     try:
         import pandas as pd

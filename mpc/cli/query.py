@@ -21,6 +21,7 @@ from mpc.cli._common import (
 from mpc.errors import QueryError
 
 if TYPE_CHECKING:
+    from mpc.coordinator.events import JobEvent
     from mpc.ledger import BudgetStatus
 
 
@@ -36,8 +37,6 @@ def _parse_bins(value: str | None) -> list[float]:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from mpc.coordinator.service import JobEvent
-
     statistic = args.statistic.replace("-", "_")
     columns = _columns(args.column)
     bounds = _parse_bounds(args.bounds, columns)

@@ -14,7 +14,7 @@ from mpc.cli._common import _add_client_options, _client, _columns, _parse_bound
 from mpc.errors import InputDataError, QueryError
 
 if TYPE_CHECKING:
-    from mpc.coordinator.service import JobEvent
+    from mpc.coordinator.events import JobEvent
 
 
 class TrainProgress:

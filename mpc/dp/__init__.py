@@ -14,55 +14,92 @@ observable; declared bounds are enforced on encoded data before noise is added (
 :mod:`mpc.dp.mechanisms`).
 """
 
-from mpc.dp.accountant import (
-    Budget,
-    GaussianCalibration,
-    PrivacyCost,
-    calibrate_discrete_gaussian,
-    calibrate_discrete_laplace,
-    compose_rho,
-    delta_for_rho,
-    epsilon_discrete_laplace,
-    epsilon_for_rho,
-    rho_discrete_gaussian,
-    rho_discrete_gaussian_sq,
-    rho_distributed_discrete_gaussian,
-    rho_for_epsilon,
-    rho_from_pure_epsilon,
-    sigma_sq_for_rho,
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mpc.dp.accountant import (
+        Budget,
+        GaussianCalibration,
+        PrivacyCost,
+        calibrate_discrete_gaussian,
+        calibrate_discrete_laplace,
+        compose_rho,
+        delta_for_rho,
+        epsilon_discrete_laplace,
+        epsilon_for_rho,
+        rho_discrete_gaussian,
+        rho_discrete_gaussian_sq,
+        rho_distributed_discrete_gaussian,
+        rho_for_epsilon,
+        rho_from_pure_epsilon,
+        sigma_sq_for_rho,
+    )
+    from mpc.dp.mechanisms import (
+        MeanNoise,
+        calibrate_mean,
+        centred_sum_sensitivity,
+        clipped_sum_sensitivity,
+        count_sensitivity,
+        cross_sensitivity,
+        distributed_sigma_sq,
+        distributed_total_sigma_sq,
+        error_bound,
+        fixed_point_bound,
+        gram_sensitivity,
+        histogram_sensitivity,
+        honest_noise_shares,
+        noisy_mean,
+        split_mean_budget,
+        sum_sensitivity,
+        vector_norm_bound,
+    )
+    from mpc.dp.samplers import (
+        discrete_gaussian_pmf,
+        discrete_gaussian_variance,
+        discrete_laplace_pmf,
+        discrete_laplace_variance,
+        sample_bernoulli_exp,
+        sample_discrete_gaussian,
+        sample_discrete_gaussian_scalar,
+        sample_discrete_laplace,
+        sample_discrete_laplace_scalar,
+        sampler_friendly_scale,
+        sampler_friendly_sigma_sq,
+    )
+
+#: The submodules that define the public names (``__all__``), imported on first use by the
+#: module ``__getattr__``: the client reaches this package through the ledger and loads only
+#: what it uses (tests/unit/test_cli_lazy_imports.py).
+_PUBLIC_FROM = ("accountant", "mechanisms", "samplers")
+_SUBMODULES = frozenset(
+    (
+        "_csprng",
+        "accountant",
+        "distributions",
+        "mechanisms",
+        "rdp",
+        "samplers",
+        "scalar_samplers",
+        "zcdp",
+    )
 )
-from mpc.dp.mechanisms import (
-    MeanNoise,
-    calibrate_mean,
-    centred_sum_sensitivity,
-    clipped_sum_sensitivity,
-    count_sensitivity,
-    cross_sensitivity,
-    distributed_sigma_sq,
-    distributed_total_sigma_sq,
-    error_bound,
-    fixed_point_bound,
-    gram_sensitivity,
-    histogram_sensitivity,
-    honest_noise_shares,
-    noisy_mean,
-    split_mean_budget,
-    sum_sensitivity,
-    vector_norm_bound,
-)
-from mpc.dp.samplers import (
-    discrete_gaussian_pmf,
-    discrete_gaussian_variance,
-    discrete_laplace_pmf,
-    discrete_laplace_variance,
-    sample_bernoulli_exp,
-    sample_discrete_gaussian,
-    sample_discrete_gaussian_scalar,
-    sample_discrete_laplace,
-    sample_discrete_laplace_scalar,
-    sampler_friendly_scale,
-    sampler_friendly_sigma_sq,
-)
+_MISSING = object()
+
+
+def __getattr__(name: str) -> object:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in __all__:
+        for module in _PUBLIC_FROM:
+            value = getattr(importlib.import_module(f"{__name__}.{module}"), name, _MISSING)
+            if value is not _MISSING:
+                globals()[name] = value  # later look-ups skip this function
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Budget",

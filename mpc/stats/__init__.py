@@ -10,18 +10,19 @@ Adding a statistic is adding an entry, not a protocol.
 
 from __future__ import annotations
 
+from functools import cache
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from mpc.errors import QueryError
 from mpc.protocol.spec import JobSpec, Statistic
 from mpc.ring import Component, FloatVector, RingVector, encode_saturating
-from mpc.stats.analyses import REGISTRY as _ANALYSES
 from mpc.stats.base import Layout, LocalData, StatisticDef, default_layout
-from mpc.stats.basic import REGISTRY as _BASIC
-from mpc.training import components as _train_components
-from mpc.training import shape as _train_shape
-from mpc.training import step_length as _train_step_length
-from mpc.training import train_local as _train_local
+
+if TYPE_CHECKING:
+    #: Every statistic's definition (built on first use: see :func:`_registry`).
+    REGISTRY: dict[Statistic, StatisticDef]
 
 
 class EncodedVector:
@@ -71,36 +72,55 @@ def _identity(spec: JobSpec, revealed: FloatVector) -> FloatVector:
     return revealed
 
 
-REGISTRY: dict[Statistic, StatisticDef] = {
-    **_BASIC,
-    Statistic.VECTOR_SUM: StatisticDef(
-        name=Statistic.VECTOR_SUM,
-        output_length=lambda spec: spec.vector_length,
-        components=lambda spec: _bound_components(spec)[:1],
-        local=_vector_local,
-        finish=_identity,
-        labels=lambda spec: ["value"],
-    ),
-    # A training job: one vector per round, its kind set by the public round input
-    # (mpc.training). The nominal length is a gradient step's; the coordinator passes each
-    # round's length to collect_round.
-    Statistic.TRAIN: StatisticDef(
-        name=Statistic.TRAIN,
-        output_length=_train_step_length,
-        components=_train_components,
-        local=_train_local,
-        finish=_identity,
-        labels=lambda spec: ["intercept", *(b.column for b in _train_shape(spec).features)],
-    ),
-}
+@cache
+def _registry() -> dict[Statistic, StatisticDef]:
+    """The registry, built on first use: the client imports this package (for
+    :class:`~mpc.stats.base.Layout`) and should not pay for the analyses and training
+    modules (``mpc query mean``'s start-up, tests/unit/test_cli_lazy_imports.py)."""
+    from mpc.stats.analyses import REGISTRY as analyses
+    from mpc.stats.basic import REGISTRY as basic
+    from mpc.training import components, shape, step_length, train_local
+
+    return {
+        **basic,
+        Statistic.VECTOR_SUM: StatisticDef(
+            name=Statistic.VECTOR_SUM,
+            output_length=lambda spec: spec.vector_length,
+            components=lambda spec: _bound_components(spec)[:1],
+            local=_vector_local,
+            finish=_identity,
+            labels=lambda spec: ["value"],
+        ),
+        # A training job: one vector per round, its kind set by the public round input
+        # (mpc.training). The nominal length is a gradient step's; the coordinator passes
+        # each round's length to collect_round.
+        Statistic.TRAIN: StatisticDef(
+            name=Statistic.TRAIN,
+            output_length=step_length,
+            components=components,
+            local=train_local,
+            finish=_identity,
+            labels=lambda spec: ["intercept", *(b.column for b in shape(spec).features)],
+        ),
+        **analyses,
+    }
 
 
-REGISTRY.update(_ANALYSES)
+def __getattr__(name: str) -> object:
+    if name == "REGISTRY":
+        return _registry()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def definition(statistic: Statistic) -> StatisticDef:
+    from mpc.stats.basic import REGISTRY as basic
+
+    # The basic statistics (the registry's same entries) without the analyses and training
+    # modules: the client looks its result's layout up here after every query.
+    if statistic in basic:
+        return basic[statistic]
     try:
-        return REGISTRY[statistic]
+        return _registry()[statistic]
     except KeyError:
         raise QueryError(f"statistic {statistic.value!r} is not available in this build") from None
 
