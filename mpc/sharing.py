@@ -188,21 +188,45 @@ class PairwiseMask:
             for peer in order
             if peer != party_id
         ]
+        self._capacity = 0
+        self._zeros = b""
+        self._scratch = bytearray()
 
     def __repr__(self) -> str:
         return f"PairwiseMask(<{len(self._streams)} redacted streams>)"
 
     def next(self, words: int) -> RingVector:
-        """The next ``words`` mask words (uint64)."""
-        zeros = bytes(words * WORD_BYTES)
-        mask = np.zeros(words, dtype=np.uint64)
+        """The next ``words`` mask words (uint64), as a fresh array."""
+        return self.mask(np.zeros(words, dtype=np.uint64))
+
+    def mask(self, values: RingVector, out: RingVector | None = None) -> RingVector:
+        """``values`` plus the next ``values.size`` mask words (mod 2^64), into ``out``.
+
+        ``out`` (a fresh array when None; ``values`` itself masks in place) must be a
+        contiguous native uint64 array of the same size. Every stream's keystream goes through
+        one scratch buffer of this mask (AES-CTR of a shared zero buffer, ``update_into``), so
+        a chunk costs no allocation besides ``out``.
+        """
+        words = values.size
+        if out is None:
+            out = np.empty(words, dtype=np.uint64)
+        if out.size != words:
+            raise ValueError("mask output and input sizes differ")
+        if words > self._capacity:
+            self._capacity = words
+            self._zeros = bytes(words * WORD_BYTES)
+            # Some cryptography backends want block size - 1 spare bytes in the output buffer.
+            self._scratch = bytearray(words * WORD_BYTES + 15)
+        zeros = memoryview(self._zeros)[: words * WORD_BYTES]
+        keystream = np.frombuffer(self._scratch, dtype="<u8", count=words)
+        source = values
         for encryptor, adds in self._streams:
-            stream = np.frombuffer(encryptor.update(zeros), dtype="<u8")
-            if adds:
-                np.add(mask, stream, out=mask)
-            else:
-                np.subtract(mask, stream, out=mask)
-        return mask
+            encryptor.update_into(zeros, self._scratch)
+            (np.add if adds else np.subtract)(source, keystream, out=out)
+            source = out  # the first stream reads the input, the others add in place
+        if source is not out:  # no peers: nothing to mask
+            out[...] = values
+        return out
 
 
 #: About 1 MiB of uint64 words per chunk: large enough that per-message overhead vanishes,
@@ -234,10 +258,8 @@ def masked_chunks(
         size = statistic.size
         get = statistic.chunk
     for offset in range(0, max(1, size), chunk_words):
-        chunk = np.ascontiguousarray(get(offset, min(size, offset + chunk_words)), np.uint64)
-        masked = mask.next(chunk.size)  # a fresh array: add into it, no extra copy
-        np.add(masked, chunk, out=masked)
-        yield offset, masked
+        chunk = np.asarray(get(offset, min(size, offset + chunk_words)), dtype=np.uint64)
+        yield offset, mask.mask(chunk)  # a fresh array per chunk: the consumer may keep it
 
 
 __all__ = [

@@ -16,7 +16,7 @@ from mpc.protocol.schema import DatasetInfo
 from mpc.protocol.secure_sum import SignedKeyOffer
 from mpc.protocol.spec import JobSpec
 from mpc.ring import RingVector
-from mpc.transport import convert
+from mpc.transport import convert, wire
 from mpc.transport.errors import from_rpc_error
 from mpc.transport.tls import secure_channel
 
@@ -29,6 +29,10 @@ class GrpcPartyLink:
         self.address = address
         self._channel = secure_channel(address, identity, expected_name=party_id)
         self._stub = party_pb2_grpc.PartyStub(self._channel)
+        # Share streams decode straight to a view of the received bytes (mpc.transport.wire).
+        self._contribute = wire.share_stream_callable(
+            self._channel, "/mpc.proto.v1.Party/Contribute", party_pb2.ContributeRequest
+        )
 
     def _fail(self, exc: grpc.RpcError) -> PartyFailedError:
         return PartyFailedError(self.party_id, str(from_rpc_error(exc, f"party at {self.address}")))
@@ -77,7 +81,7 @@ class GrpcPartyLink:
             round=round_id,
             round_input=b"" if round_input is None else convert.floats_to_bytes(round_input),
         )
-        call = self._stub.Contribute(request, timeout=timeout)
+        call = self._contribute(request, timeout=timeout)
         try:
             for message in call:
                 if (
@@ -90,7 +94,7 @@ class GrpcPartyLink:
                     raise ProtocolError(
                         f"share has {message.total_length} words, expected {length}"
                     )
-                yield message.chunk.offset, convert.ring_from_bytes(message.chunk.data)
+                yield message.offset, message.words
         except grpc.RpcError as exc:
             raise self._fail(exc) from None
         except MpcError as exc:

@@ -13,7 +13,7 @@ from mpc.errors import AccessDeniedError, ProtocolError
 from mpc.identity import Role, watch_revocations
 from mpc.party.runtime import PartyRuntime
 from mpc.proto.v1 import party_pb2, party_pb2_grpc
-from mpc.transport import convert
+from mpc.transport import convert, wire
 from mpc.transport.errors import handle_errors, handle_stream_errors
 from mpc.transport.server import RunningServer, serve_until_signalled
 from mpc.transport.tls import require_role
@@ -21,6 +21,8 @@ from mpc.transport.tls import require_role
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = party_pb2.DESCRIPTOR.services_by_name["Party"].full_name
+#: Methods streaming ShareChunk: they yield wire.encode_share_chunk bytes, sent unserialized.
+SHARE_STREAMS = ("Contribute",)
 
 
 class PartyServicer(party_pb2_grpc.PartyServicer):  # type: ignore[misc]
@@ -67,13 +69,13 @@ class PartyServicer(party_pb2_grpc.PartyServicer):  # type: ignore[misc]
     @handle_stream_errors
     def Contribute(
         self, request: party_pb2.ContributeRequest, context: grpc.ServicerContext
-    ) -> Iterator[party_pb2.ShareChunk]:
+    ) -> Iterator[bytes]:
         self._require_coordinator(context)
         round_input = (
             convert.floats_from_bytes(request.round_input) if request.round_input else None
         )
         length, chunks = self.runtime.contribute(request.job_id, request.round, round_input)
-        yield from convert.share_chunks(
+        yield from wire.encoded_share_chunks(
             request.job_id, request.round, self.runtime.party_id, length, chunks
         )
 
@@ -105,7 +107,9 @@ def build_party_server(config: PartyConfig) -> tuple[RunningServer, PartyRuntime
     running = RunningServer(
         config.listen,
         identity,
-        lambda server: party_pb2_grpc.add_PartyServicer_to_server(servicer, server),
+        lambda server: wire.add_servicer_with_share_streams(
+            party_pb2_grpc.add_PartyServicer_to_server, servicer, server, SHARE_STREAMS
+        ),
         [SERVICE_NAME],
     )
     return running, runtime

@@ -124,3 +124,64 @@ def test_secrets_are_redacted_in_repr() -> None:
 def test_missing_seed_is_an_error() -> None:
     with pytest.raises(ProtocolError, match="no pairwise seed"):
         PairwiseMask("a", ["a", "b", "c"], {"b": b"k" * 32})
+
+
+def _reference_masked_chunks(
+    statistic: np.ndarray, party_id: str, ids: list[str], seeds: dict[str, bytes], chunk: int
+) -> list[tuple[int, np.ndarray]]:
+    """The straightforward construction: one AES-CTR ``update`` of zeros per stream and chunk."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    me = ids.index(party_id)
+    streams = [
+        (Cipher(algorithms.AES(seeds[p]), modes.CTR(bytes(16))).encryptor(), ids.index(p) > me)
+        for p in ids
+        if p != party_id
+    ]
+    out = []
+    for offset in range(0, max(1, statistic.size), chunk):
+        part = statistic[offset : offset + chunk].astype(np.uint64)
+        for encryptor, adds in streams:
+            pad = np.frombuffer(encryptor.update(bytes(8 * part.size)), dtype="<u8")
+            part = part + pad if adds else part - pad
+        out.append((offset, part))
+    return out
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 16, 33, 1000, 65_536])
+@pytest.mark.parametrize("party", ["a", "b", "c"])
+def test_masked_chunks_equal_the_straightforward_construction(chunk: int, party: str) -> None:
+    """Scratch-buffer keystreams and in-place masking give exactly the reference masks, also
+    for chunks that end inside an AES block (8-byte words, 16-byte blocks)."""
+    ids = ["a", "b", "c"]
+    seeds = {p: bytes([i + 1]) * 32 for i, p in enumerate(ids) if p != party}
+    statistic = np.random.default_rng(chunk).integers(0, 2**64, 5_003, dtype=np.uint64)
+    before = statistic.copy()
+    got = list(masked_chunks(statistic, PairwiseMask(party, ids, seeds), chunk))
+    want = _reference_masked_chunks(statistic, party, ids, seeds, chunk)
+    assert [o for o, _ in got] == [o for o, _ in want]
+    for (_, mine), (_, theirs) in zip(got, want, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    np.testing.assert_array_equal(statistic, before)  # the input is never masked in place
+    # Chunks are independent arrays: keeping them all did not let later chunks overwrite them.
+    assert len({id(c) for _, c in got}) == len(got)
+
+
+def test_pairwise_mask_next_and_mask_in_place_agree() -> None:
+    ids = ["a", "b", "c"]
+    seeds = {"a": b"\x01" * 32, "c": b"\x03" * 32}
+    sizes = [5, 1, 64, 3, 200, 2]
+    by_next = PairwiseMask("b", ids, seeds)
+    in_place = PairwiseMask("b", ids, seeds)
+    for size in sizes:
+        values = np.arange(size, dtype=np.uint64)
+        expected = values + by_next.next(size)
+        assert in_place.mask(values, out=values) is values
+        np.testing.assert_array_equal(values, expected)
+
+
+def test_a_party_without_peers_sends_its_values_unmasked_copy() -> None:
+    values = np.arange(4, dtype=np.uint64)
+    masked = PairwiseMask("a", ["a"], {}).mask(values)
+    np.testing.assert_array_equal(masked, values)
+    assert masked is not values
