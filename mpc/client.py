@@ -15,15 +15,14 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from mpc.budget_status import BudgetStatus
 from mpc.client_admin import _STATE_FROM_PROTO, AdminMixin
 from mpc.client_analyses import AnalysesMixin
-from mpc.config import TlsFiles
 from mpc.coordinator.events import JobEvent, PartyBudgets
 from mpc.coordinator.events import PartyStatus as PartyStatus
 from mpc.coordinator.store import JobState, JobSummary
 from mpc.errors import JobFailedError, MpcError, ProtocolError, QueryError
-from mpc.identity import Role, require_valid_own_certificate
-from mpc.ledger import BudgetStatus
+from mpc.identity import Role, TlsFiles, require_valid_own_certificate
 from mpc.proto.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc
 from mpc.protocol.frame import Condition, GroupKey
 from mpc.protocol.query import sign_query

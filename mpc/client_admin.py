@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import grpc
 
+from mpc.budget_status import BudgetStatus
 from mpc.coordinator.events import PartyBudgets, PartyStatus
 from mpc.coordinator.store import JobState, JobSummary
 from mpc.errors import QueryError
-from mpc.ledger import BudgetStatus
 from mpc.proto.v1 import coordinator_pb2, coordinator_pb2_grpc
 from mpc.transport import convert
 from mpc.transport.errors import from_rpc_error

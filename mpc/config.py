@@ -29,30 +29,7 @@ from mpc.config_datasets import (
     parse_dataset,
 )
 from mpc.errors import ConfigError
-from mpc.identity import Identity, check_party_id, load_identity
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    ca: Path
-    cert: Path
-    key: Path
-    #: Certificate revocation list (PEM) from `mpc certs revoke`; None: ``crl.pem`` beside
-    #: the CA certificate, when that file exists.
-    crl: Path | None = None
-
-    @property
-    def crl_path(self) -> Path:
-        return self.crl if self.crl is not None else self.ca.with_name("crl.pem")
-
-    def load(self) -> Identity:
-        return load_identity(self.ca, self.cert, self.key)
-
-    @classmethod
-    def from_dir(cls, directory: Path, name: str) -> TlsFiles:
-        return cls(
-            ca=directory / "ca.pem", cert=directory / f"{name}.pem", key=directory / f"{name}.key"
-        )
+from mpc.identity import TlsFiles, check_party_id
 
 
 @dataclass(frozen=True)

@@ -204,6 +204,29 @@ def verify_certificate(
         )
 
 
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+    #: Certificate revocation list (PEM) from `mpc certs revoke`; None: ``crl.pem`` beside
+    #: the CA certificate, when that file exists.
+    crl: Path | None = None
+
+    @property
+    def crl_path(self) -> Path:
+        return self.crl if self.crl is not None else self.ca.with_name("crl.pem")
+
+    def load(self) -> Identity:
+        return load_identity(self.ca, self.cert, self.key)
+
+    @classmethod
+    def from_dir(cls, directory: Path, name: str) -> TlsFiles:
+        return cls(
+            ca=directory / "ca.pem", cert=directory / f"{name}.pem", key=directory / f"{name}.key"
+        )
+
+
 @dataclass(frozen=True, repr=False)
 class Identity:
     """A loaded certificate and private key. ``repr`` never shows the key."""
@@ -300,6 +323,7 @@ __all__ = [
     "Revocation",
     "RevocationList",
     "Role",
+    "TlsFiles",
     "cert_name",
     "cert_role",
     "check_party_id",

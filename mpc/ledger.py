@@ -16,10 +16,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from mpc import dp
+from mpc.budget_status import BudgetStatus as BudgetStatus
 from mpc.dp.accountant import UNITS_PER_ONE
 from mpc.errors import ConfigError, PrivacyBudgetError
 
@@ -61,22 +61,6 @@ def _migrate(db: sqlite3.Connection) -> None:
             except sqlite3.OperationalError as exc:  # another process added it first
                 if "duplicate column" not in str(exc):
                     raise
-
-
-@dataclass(frozen=True)
-class BudgetStatus:
-    """Spent and remaining budget of one dataset in one ledger (public numbers only)."""
-
-    dataset: str
-    charges: int
-    spent_rho: float
-    spent_epsilon: float
-    budget_epsilon: float | None  # None: no budget configured (spending is only recorded)
-    budget_delta: float | None
-    remaining_epsilon: float | None  # the largest single-query epsilon that still fits
-
-    def to_json(self) -> dict[str, object]:
-        return dict(self.__dict__)
 
 
 def _cost_from_row(

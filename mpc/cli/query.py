@@ -21,8 +21,8 @@ from mpc.cli._common import (
 from mpc.errors import QueryError
 
 if TYPE_CHECKING:
+    from mpc.budget_status import BudgetStatus
     from mpc.coordinator.events import JobEvent
-    from mpc.ledger import BudgetStatus
 
 
 def _parse_bins(value: str | None) -> list[float]:

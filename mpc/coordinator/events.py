@@ -9,9 +9,9 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from mpc.budget_status import BudgetStatus
 from mpc.coordinator.store import JobState
 from mpc.errors import TransportError
-from mpc.ledger import BudgetStatus
 from mpc.protocol.schema import DatasetInfo
 
 T = TypeVar("T")
