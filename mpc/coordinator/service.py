@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: A running job's progress is written to the job store at most this often (watchers get
+#: every event as it happens).
+PROGRESS_PERSIST_SECONDS = 1.0
+
 
 class CoordinatorService(ServiceViewsMixin):
     def __init__(
@@ -236,8 +240,17 @@ class CoordinatorService(ServiceViewsMixin):
     def _run(self, job_id: str, query: Query) -> None:
         client = self._take_auth(job_id)
 
+        persisted = [0.0]  # when a progress row was last written
+
         def progress(stage: str, message: str, fraction: float) -> None:
-            self._emit(job_id, JobState.RUNNING, stage, message, fraction)
+            # Watchers get every stage at once; the job store (what GetJob and ListJobs read)
+            # gets the first and then at most one a second: a query's stages take
+            # milliseconds, and each durable row costs an fsync on the job's critical path.
+            now = time.monotonic()
+            persist = now - persisted[0] >= PROGRESS_PERSIST_SECONDS
+            if persist:
+                persisted[0] = now
+            self._emit(job_id, JobState.RUNNING, stage, message, fraction, persist=persist)
 
         try:
             if query.statistic is Statistic.TRAIN:
