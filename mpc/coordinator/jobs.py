@@ -30,8 +30,10 @@ from mpc.coordinator.outcome import _tolerance, suppress_cells
 from mpc.coordinator.outcome import suppress_small_cells as suppress_small_cells
 from mpc.coordinator.outcome import tolerances_from_spec_json as tolerances_from_spec_json
 from mpc.coordinator.outcome import value_tolerances as value_tolerances
+from mpc.coordinator.party_cache import PartyCache, PartyView
 from mpc.errors import MpcError, PartyFailedError, PrivacyBudgetError, QueryError
 from mpc.ledger import BudgetStatus, Ledger
+from mpc.protocol.epochs import SignedEpochKey
 from mpc.protocol.query import Query as Query
 from mpc.protocol.query import query_from_json as query_from_json
 from mpc.protocol.schema import DatasetInfo
@@ -47,8 +49,16 @@ T = TypeVar("T")
 
 class PartyLink(Protocol):
     party_id: str
+    #: Changes whenever the connection to the party may have been re-established.
+    generation: int
 
     def describe(self, timeout: float) -> list[DatasetInfo]: ...
+
+    def view(self, timeout: float) -> PartyView: ...
+
+    def query(
+        self, spec: JobSpec, keys: Sequence[SignedEpochKey], length: int, timeout: float
+    ) -> Iterator[tuple[int, RingVector]]: ...
 
     def setup(self, spec: JobSpec, timeout: float) -> SignedKeyOffer: ...
 
@@ -107,29 +117,39 @@ class JobRunner(SpecBuilderMixin):
         self._job_timeout = job_timeout
         self._rpc_timeout = rpc_timeout
         self._default_frac_bits = default_frac_bits
+        self.cache = PartyCache()
 
     def run(
         self, job_id: str, query: Query, progress: Progress, client: ClientAuth | None = None
     ) -> Outcome:
         """Run one query job; ``client`` is the client's signed query, passed on to every
-        party unchanged (they verify it themselves)."""
+        party unchanged (they verify it themselves).
+
+        With every participant's schemas and epoch key at hand (:class:`PartyCache`), the
+        job is one ``Query`` call per party; otherwise (a party that offers no epoch key)
+        it falls back to setup, key agreement and one round.
+        """
         deadline = time.monotonic() + self._job_timeout
         query.validate()
         selected = self._select(query)
-        progress("describe", f"asking {len(selected)} parties for their schemas", 0.05)
-        schemas = self._each(selected, lambda link: link.describe(self._budget(deadline)), deadline)
-        spec, plan = self._precise_spec(job_id, query, schemas, client)
-        stat = definition(spec.statistic)
-        self._charge(spec, plan)
-        links = self.start_session(spec, progress, deadline)
         try:
+            schemas, keys = self._views(selected, progress, deadline)
+            spec, plan = self._precise_spec(job_id, query, schemas, client)
+            stat = definition(spec.statistic)
+            self._charge(spec, plan)
             length = stat.output_length(spec)
-            progress("round", f"collecting masked shares of {length} words", 0.6)
-            revealed = self.collect_round(spec, links, 0, length, deadline)
+            epoch_keys = [keys.get(pid) for pid in spec.party_ids]
+            if all(key is not None for key in epoch_keys):
+                progress("round", f"collecting masked shares of {length} words", 0.6)
+                links = [self._links[pid] for pid in spec.party_ids]
+                revealed = self.query_round(
+                    spec, links, [k for k in epoch_keys if k is not None], length, deadline
+                )
+            else:
+                revealed = self._session_round(spec, length, progress, deadline)
         except BaseException:
-            self._abort_all(links, job_id, "job failed")
+            self.cache.drop(link.party_id for link in selected)  # ask them afresh next time
             raise
-        self._abort_all(links, job_id, "job finished")
         if plan is not None and not plan.distributed:
             progress("noise", "adding central noise", 0.85)
             revealed = add_noise(revealed, plan.sample(revealed.size))
@@ -141,6 +161,45 @@ class JobRunner(SpecBuilderMixin):
         noise = _noise_outcome(spec, plan, decoded, values) if plan else None
         tolerances = value_tolerances(spec)
         return Outcome(spec, stat.labels(spec), values, _tolerance(spec), noise, tolerances)
+
+    def _views(
+        self, selected: Sequence[PartyLink], progress: Progress, deadline: float
+    ) -> tuple[dict[str, list[DatasetInfo]], dict[str, SignedEpochKey]]:
+        """Every selected party's schemas and epoch key: from the cache, asking only the
+        parties whose entry is missing or stale (concurrently)."""
+        schemas: dict[str, list[DatasetInfo]] = {}
+        keys: dict[str, SignedEpochKey] = {}
+        stale: list[PartyLink] = []
+        for link in selected:
+            held = self.cache.schemas(link.party_id)
+            key = self.cache.epoch_key(link.party_id, link.generation)
+            if held is None or key is None:
+                stale.append(link)
+            else:
+                schemas[link.party_id], keys[link.party_id] = held, key
+        if stale:
+            progress("describe", f"asking {len(stale)} parties for their schemas", 0.05)
+            views = self._each(stale, lambda link: link.view(self._budget(deadline)), deadline)
+            for pid, view in views.items():
+                self.cache.put(pid, view)
+                schemas[pid] = view.schemas
+                if view.epoch_key is not None:
+                    keys[pid] = view.epoch_key
+        return schemas, keys
+
+    def _session_round(
+        self, spec: JobSpec, length: int, progress: Progress, deadline: float
+    ) -> RingVector:
+        """The per-job flow: setup, key agreement, one round, close."""
+        links = self.start_session(spec, progress, deadline)
+        try:
+            progress("round", f"collecting masked shares of {length} words", 0.6)
+            revealed = self.collect_round(spec, links, 0, length, deadline)
+        except BaseException:
+            self._abort_all(links, spec.job_id, "job failed")
+            raise
+        self._abort_all(links, spec.job_id, "job finished")
+        return revealed
 
     def start_session(self, spec: JobSpec, progress: Progress, deadline: float) -> list[PartyLink]:
         """Setup and key agreement with every participant; aborts them all on failure.
@@ -210,16 +269,40 @@ class JobRunner(SpecBuilderMixin):
         ``round_input`` is public per-round data sent to every party (e.g. the current model
         of a training job).
         """
+
+        def pull(link: PartyLink) -> Iterator[tuple[int, RingVector]]:
+            timeout = max(0.001, deadline - time.monotonic())
+            return link.contribute(spec.job_id, round_id, length, timeout, round_input)
+
+        return self._sum_shares(spec, links, length, deadline, pull)
+
+    def query_round(
+        self,
+        spec: JobSpec,
+        links: Sequence[PartyLink],
+        keys: Sequence[SignedEpochKey],
+        length: int,
+        deadline: float,
+    ) -> RingVector:
+        """A whole query: one ``Query`` call per party with every participant's epoch key."""
+
+        def pull(link: PartyLink) -> Iterator[tuple[int, RingVector]]:
+            return link.query(spec, keys, length, max(0.001, deadline - time.monotonic()))
+
+        return self._sum_shares(spec, links, length, deadline, pull)
+
+    def _sum_shares(
+        self,
+        spec: JobSpec,
+        links: Sequence[PartyLink],
+        length: int,
+        deadline: float,
+        shares: Callable[[PartyLink], Iterator[tuple[int, RingVector]]],
+    ) -> RingVector:
         aggregator = ShareAggregator(spec.party_ids, length)
 
         def pull(link: PartyLink) -> None:
-            for offset, words in link.contribute(
-                spec.job_id,
-                round_id,
-                length,
-                max(0.001, deadline - time.monotonic()),
-                round_input,
-            ):
+            for offset, words in shares(link):
                 try:
                     aggregator.add(link.party_id, offset, words)
                 except MpcError as exc:

@@ -22,7 +22,10 @@ and the public status of its datasets (decided when the file is loaded, never pe
 * the ring headroom re-proved from the spec's bounds, ``frac_bits`` and row limits;
 * the round schedule fixed by the spec (:mod:`mpc.protocol.rounds`), each round answered at
   most once, its public input bound into the round's mask keys;
-* a DP job's charge written durably before anything is computed, one charge per job id.
+* a DP job's charge written durably before anything is computed, one charge per job id;
+* a one-call query (:meth:`PartyRuntime.query`) only with epoch keys it verified and one of
+  its own live epochs, each job id answered at most once per epoch
+  (:mod:`mpc.protocol.epochs`), checked before any budget is charged.
 
 Once a job passes these checks, its computation cannot fail on any data: values are clamped
 to the declared bounds, per-row arithmetic saturates and encoding saturates
@@ -35,7 +38,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -59,11 +62,12 @@ from mpc.party.policy import (
     cohort_refusal,
 )
 from mpc.party.runtime_public import PublicChecksMixin
+from mpc.protocol.epochs import EpochKeys, SignedEpochKey
 from mpc.protocol.rounds import RoundTracker, round_kind
 from mpc.protocol.secure_sum import PartySession, SignedKeyOffer
 from mpc.protocol.spec import JobSpec
 from mpc.ring import FloatVector, RingVector
-from mpc.sharing import CHUNK_WORDS, masked_chunks
+from mpc.sharing import CHUNK_WORDS, PairwiseMask, masked_chunks
 from mpc.stats import EncodedVector, definition
 from mpc.stats.privacy import NoisePlan, add_noise, prove_headroom
 
@@ -100,6 +104,7 @@ class PartyRuntime(PublicChecksMixin):
         self._jobs: dict[str, _Job] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._replays = ReplayGuard(self._ledger)
+        self._epochs = EpochKeys(identity)  # in memory only: a restart starts a new epoch
         self._lock = threading.Lock()
         self._audit = (
             AuditLog(config.audit_log, config.party_id) if config.audit_log is not None else None
@@ -128,6 +133,48 @@ class PartyRuntime(PublicChecksMixin):
             raise
 
     def _setup(self, spec: JobSpec) -> SignedKeyOffer:
+        plan = self._admit(spec)
+        session = PartySession(spec, self._identity)
+        with self._lock:
+            self._jobs[spec.job_id] = _Job(session, plan)
+        log.info("job %s: set up %s on %r", spec.job_id, spec.statistic.value, spec.dataset)
+        return session.offer()
+
+    def query(
+        self, spec: JobSpec, keys: Sequence[SignedEpochKey]
+    ) -> tuple[int, Iterator[tuple[int, RingVector]]]:
+        """A whole query in one call: check the spec, charge, compute, mask, stream.
+
+        ``keys`` are every participant's signed epoch key (:mod:`mpc.protocol.epochs`): they
+        are verified before anything else, so a stale key costs no budget and uses up no job
+        id. The job id is then answered at most once in this party's epoch (and charged once,
+        durably, when it is a DP job), like a per-job setup followed by its single round.
+        Recorded in the audit log like :meth:`setup`.
+        """
+        try:
+            if spec.training is not None:
+                raise ProtocolError(
+                    "a training job runs in rounds: it is set up with Setup and AgreeKeys"
+                )
+            if self.party_id not in spec.party_ids:
+                raise ProtocolError(f"party {self.party_id!r} is not a participant of this job")
+            epoch_job = self._epochs.prepare(spec.party_ids, spec.digest(), keys)
+            plan = self._admit(spec, claim=epoch_job.epoch.claim)
+        except AuditError:
+            raise
+        except Exception as exc:
+            self._audit_refusal(spec, exc)
+            raise
+        return self._share(spec, plan, epoch_job.round_mask(0), 0, None)
+
+    def epoch_key(self) -> SignedEpochKey:
+        """This party's current signed epoch key (public), rotated when nearly used up."""
+        return self._epochs.current()
+
+    def _admit(self, spec: JobSpec, claim: Callable[[str], None] | None = None) -> NoisePlan | None:
+        """Every check of a new job from public information, then its durable charge and
+        audit record; ``claim`` records the job id in an epoch (under the same lock as the
+        party's own record of job ids)."""
         dataset = self._store.config(spec.dataset)
         client = authenticate(
             spec,
@@ -150,6 +197,8 @@ class PartyRuntime(PublicChecksMixin):
             self._expire_locked()
             if spec.job_id in self._seen:
                 raise ProtocolError(f"job {spec.job_id} was already set up on this party")
+            if claim is not None:
+                claim(spec.job_id)
             self._remember_locked(spec.job_id)
         if access is not None and access.budget is not None and plan is not None:
             # The client's own budget on this dataset, charged with the dataset's: all or none.
@@ -162,16 +211,12 @@ class PartyRuntime(PublicChecksMixin):
             log.info(
                 "job %s: charged rho %.6g to %r", spec.job_id, float(plan.cost.rho), spec.dataset
             )
-        session = PartySession(spec, self._identity)
-        if self._audit is not None:  # durable before the offer leaves this party
+        if self._audit is not None:  # durable before anything leaves this party
             charged = plan is not None and self._ledger is not None
             self._audit.append(
                 job_record(self.party_id, spec, ACCEPTED, plan=plan, charged=charged)
             )
-        with self._lock:
-            self._jobs[spec.job_id] = _Job(session, plan)
-        log.info("job %s: set up %s on %r", spec.job_id, spec.statistic.value, spec.dataset)
-        return session.offer()
+        return plan
 
     def agree(self, job_id: str, offers: Sequence[SignedKeyOffer]) -> None:
         self._job(job_id).session.agree(offers)
@@ -195,16 +240,28 @@ class PartyRuntime(PublicChecksMixin):
         job.rounds.admit(round_id, kind)
         raw_input = b"" if round_input is None else np.asarray(round_input, "<f8").tobytes()
         mask = job.session.round_mask(round_id, raw_input)
+        return self._share(spec, job.plan, mask, round_id, round_input)
+
+    def _share(
+        self,
+        spec: JobSpec,
+        plan: NoisePlan | None,
+        mask: PairwiseMask,
+        round_id: int,
+        round_input: FloatVector | None,
+    ) -> tuple[int, Iterator[tuple[int, RingVector]]]:
+        """The local statistic (noised when the plan is distributed), masked, in chunks."""
+        job_id = spec.job_id
         try:
             with np.errstate(all="ignore"):
                 statistic = definition(spec.statistic).local(spec, self._store, round_input)
-                if job.plan is not None and job.plan.distributed:
+                if plan is not None and plan.distributed:
                     # This party's share of the noise, sized from the verified spec and its
                     # own policy, goes in before masking: nobody, the coordinator included,
                     # sees this party's exact statistic or the exact aggregate.
                     if isinstance(statistic, EncodedVector):
                         statistic = statistic.full()
-                    statistic = add_noise(statistic, job.plan.sample(statistic.size))
+                    statistic = add_noise(statistic, plan.sample(statistic.size))
         except (QueryError, PrivacyBudgetError, ProtocolError):
             raise  # raised only by checks of the spec and the round input: public
         except Exception as exc:

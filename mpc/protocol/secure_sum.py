@@ -1,6 +1,8 @@
 """The secure sum, read top to bottom: party session and coordinator-side aggregator.
 
-Pure module: no network, no files. A job runs these stages::
+Pure module: no network, no files. A query is one call per party with keys agreed once per
+epoch (:mod:`mpc.protocol.epochs`, the same masks and the same aggregator); a training job,
+which runs in rounds, uses a fresh key per job and these stages::
 
     coordinator                                  party i
     -----------                                  -------

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from mpc.budget_status import BudgetStatus
 from mpc.errors import QueryError
-from mpc.ledger import BudgetStatus
 from mpc.proto.v1 import common_pb2, coordinator_pb2, party_pb2
+from mpc.protocol.epochs import SignedEpochKey
 from mpc.protocol.frame import Condition, GroupKey
 from mpc.protocol.query import Query, group_key_from_json
 from mpc.protocol.schema import ColumnInfo, DatasetInfo
@@ -31,9 +32,7 @@ from mpc.transport.convert_vectors import float_chunks as float_chunks
 from mpc.transport.convert_vectors import floats_from_bytes as floats_from_bytes
 from mpc.transport.convert_vectors import floats_from_chunks as floats_from_chunks
 from mpc.transport.convert_vectors import floats_to_bytes as floats_to_bytes
-from mpc.transport.convert_vectors import ring_from_bytes as ring_from_bytes
 from mpc.transport.convert_vectors import ring_to_bytes as ring_to_bytes
-from mpc.transport.convert_vectors import share_chunks as share_chunks
 
 
 def statistic_from_name(name: str) -> Statistic:
@@ -270,6 +269,28 @@ def offer_from_proto(message: party_pb2.SignedKey) -> SignedKeyOffer:
     )
 
 
+def epoch_key_to_proto(key: SignedEpochKey) -> party_pb2.SignedEpochKey:
+    return party_pb2.SignedEpochKey(
+        party_id=key.party_id,
+        epoch_id=key.epoch_id,
+        public_key=key.public_key,
+        not_after=key.not_after,
+        signature=key.signature,
+        certificate_pem=key.certificate_pem,
+    )
+
+
+def epoch_key_from_proto(message: party_pb2.SignedEpochKey) -> SignedEpochKey:
+    return SignedEpochKey(
+        party_id=message.party_id,
+        epoch_id=bytes(message.epoch_id),
+        public_key=bytes(message.public_key),
+        not_after=int(message.not_after),
+        signature=bytes(message.signature),
+        certificate_pem=bytes(message.certificate_pem),
+    )
+
+
 def dataset_to_proto(info: DatasetInfo) -> common_pb2.DatasetSchema:
     return common_pb2.DatasetSchema(
         name=info.name,
@@ -337,9 +358,7 @@ __all__ = [
     "offer_from_proto",
     "offer_to_proto",
     "query_from_proto",
-    "ring_from_bytes",
     "ring_to_bytes",
-    "share_chunks",
     "spec_from_proto",
     "spec_to_proto",
     "statistic_from_name",

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from mpc.errors import ProtocolError
-from mpc.proto.v1 import common_pb2, party_pb2
+from mpc.proto.v1 import common_pb2
 from mpc.ring import RingVector
 from mpc.sharing import CHUNK_WORDS
 
@@ -21,29 +21,6 @@ _LE_F64 = np.dtype("<f8")
 
 def ring_to_bytes(words: RingVector) -> bytes:
     return np.ascontiguousarray(words, dtype=_LE_U64).tobytes()
-
-
-def ring_from_bytes(data: bytes) -> RingVector:
-    if len(data) % 8:
-        raise ProtocolError("vector chunk length is not a multiple of 8 bytes")
-    return np.frombuffer(data, dtype=_LE_U64).astype(np.uint64, copy=False)
-
-
-def share_chunks(
-    job_id: str,
-    round_id: int,
-    party_id: str,
-    total_length: int,
-    chunks: Iterable[tuple[int, RingVector]],
-) -> Iterator[party_pb2.ShareChunk]:
-    for offset, words in chunks:
-        yield party_pb2.ShareChunk(
-            job_id=job_id,
-            round=round_id,
-            party_id=party_id,
-            total_length=total_length,
-            chunk=common_pb2.VectorChunk(offset=offset, data=ring_to_bytes(words)),
-        )
 
 
 def floats_to_bytes(values: np.ndarray) -> bytes:

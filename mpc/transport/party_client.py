@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import grpc
 import numpy as np
 
+from mpc.budget_status import BudgetStatus
+from mpc.coordinator.party_cache import PartyView
 from mpc.errors import MpcError, PartyFailedError, ProtocolError
 from mpc.identity import Identity
-from mpc.ledger import BudgetStatus
 from mpc.proto.v1 import party_pb2, party_pb2_grpc
+from mpc.protocol.epochs import SignedEpochKey
 from mpc.protocol.schema import DatasetInfo
 from mpc.protocol.secure_sum import SignedKeyOffer
 from mpc.protocol.spec import JobSpec
@@ -29,10 +32,24 @@ class GrpcPartyLink:
         self.address = address
         self._channel = secure_channel(address, identity, expected_name=party_id)
         self._stub = party_pb2_grpc.PartyStub(self._channel)
+        # Bumped whenever an established connection is lost (the party may have restarted,
+        # losing its epoch): what the coordinator holds from before is then asked for again.
+        self.generation = 0
+        self._ready = False
+        self._channel.subscribe(self._on_connectivity, try_to_connect=False)
         # Share streams decode straight to a view of the received bytes (mpc.transport.wire).
         self._contribute = wire.share_stream_callable(
             self._channel, "/mpc.proto.v1.Party/Contribute", party_pb2.ContributeRequest
         )
+        self._query = wire.share_stream_callable(
+            self._channel, "/mpc.proto.v1.Party/Query", party_pb2.QueryRequest
+        )
+
+    def _on_connectivity(self, state: grpc.ChannelConnectivity) -> None:
+        ready = state is grpc.ChannelConnectivity.READY
+        if self._ready and not ready:  # a connection was lost
+            self.generation += 1
+        self._ready = ready
 
     def _fail(self, exc: grpc.RpcError) -> PartyFailedError:
         return PartyFailedError(self.party_id, str(from_rpc_error(exc, f"party at {self.address}")))
@@ -45,6 +62,32 @@ class GrpcPartyLink:
         if response.party_id != self.party_id:
             raise PartyFailedError(self.party_id, f"answered as {response.party_id!r}")
         return [convert.dataset_from_proto(d) for d in response.datasets]
+
+    def view(self, timeout: float) -> PartyView:
+        """The party's schemas and current signed epoch key (one Describe call)."""
+        generation = self.generation  # read first: a reconnect during the call invalidates
+        try:
+            response = self._stub.Describe(party_pb2.DescribeRequest(), timeout=timeout)
+        except grpc.RpcError as exc:
+            raise self._fail(exc) from None
+        if response.party_id != self.party_id:
+            raise PartyFailedError(self.party_id, f"answered as {response.party_id!r}")
+        key = None
+        if response.HasField("epoch_key"):
+            key = convert.epoch_key_from_proto(response.epoch_key)
+            if key.party_id != self.party_id:
+                raise PartyFailedError(self.party_id, f"offered an epoch key as {key.party_id!r}")
+        schemas = [convert.dataset_from_proto(d) for d in response.datasets]
+        return PartyView(schemas, key, generation)
+
+    def query(
+        self, spec: JobSpec, keys: Sequence[SignedEpochKey], length: int, timeout: float
+    ) -> Iterator[tuple[int, RingVector]]:
+        """A whole query in one call: yield the party's masked share as ``(offset, words)``."""
+        request = party_pb2.QueryRequest(
+            spec=convert.spec_to_proto(spec), keys=[convert.epoch_key_to_proto(k) for k in keys]
+        )
+        return self._share_stream(self._query(request, timeout=timeout), spec.job_id, 0, length)
 
     def setup(self, spec: JobSpec, timeout: float) -> SignedKeyOffer:
         try:
@@ -75,13 +118,20 @@ class GrpcPartyLink:
         timeout: float,
         round_input: np.ndarray | None = None,
     ) -> Iterator[tuple[int, RingVector]]:
-        """Yield ``(offset, words)`` of the party's masked share, checking every header."""
+        """Yield ``(offset, words)`` of the party's masked share for one round."""
         request = party_pb2.ContributeRequest(
             job_id=job_id,
             round=round_id,
             round_input=b"" if round_input is None else convert.floats_to_bytes(round_input),
         )
-        call = self._contribute(request, timeout=timeout)
+        return self._share_stream(
+            self._contribute(request, timeout=timeout), job_id, round_id, length
+        )
+
+    def _share_stream(
+        self, call: Any, job_id: str, round_id: int, length: int
+    ) -> Iterator[tuple[int, RingVector]]:
+        """Yield ``(offset, words)`` from a stream of share chunks, checking every header."""
         try:
             for message in call:
                 if (
@@ -114,4 +164,5 @@ class GrpcPartyLink:
         return [convert.budget_from_proto(b) for b in response.budgets]
 
     def close(self) -> None:
+        self._channel.unsubscribe(self._on_connectivity)
         self._channel.close()

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = party_pb2.DESCRIPTOR.services_by_name["Party"].full_name
 #: Methods streaming ShareChunk: they yield wire.encode_share_chunk bytes, sent unserialized.
-SHARE_STREAMS = ("Contribute",)
+SHARE_STREAMS = ("Contribute", "Query")
 
 
 class PartyServicer(party_pb2_grpc.PartyServicer):  # type: ignore[misc]
@@ -47,7 +47,18 @@ class PartyServicer(party_pb2_grpc.PartyServicer):  # type: ignore[misc]
         return party_pb2.DescribeResponse(
             party_id=self.runtime.party_id,
             datasets=[convert.dataset_to_proto(d) for d in self.runtime.describe()],
+            epoch_key=convert.epoch_key_to_proto(self.runtime.epoch_key()),
         )
+
+    @handle_stream_errors
+    def Query(
+        self, request: party_pb2.QueryRequest, context: grpc.ServicerContext
+    ) -> Iterator[bytes]:
+        self._require_coordinator(context)
+        spec = convert.spec_from_proto(request.spec)
+        keys = [convert.epoch_key_from_proto(k) for k in request.keys]
+        length, chunks = self.runtime.query(spec, keys)
+        yield from wire.encoded_share_chunks(spec.job_id, 0, self.runtime.party_id, length, chunks)
 
     @handle_errors
     def Setup(

@@ -10,6 +10,7 @@ that each attack worked.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 import time
@@ -23,6 +24,7 @@ import pytest
 from mpc.demo.cluster import LocalCluster
 from mpc.errors import ConfigError, MpcError
 from mpc.identity import init_certificates, load_identity
+from mpc.protocol.epochs import SignedEpochKey
 from mpc.protocol.secure_sum import SignedKeyOffer
 from mpc.protocol.spec import JobSpec
 from mpc.ring import decode
@@ -303,6 +305,22 @@ class RoundOutcome:
         return decode(self.total, frac_bits)
 
 
+def _add_share(
+    total: np.ndarray,
+    errors: dict[str, str],
+    party_id: str,
+    share: Callable[[], Iterator[tuple[int, np.ndarray]]],
+) -> None:
+    """Add one party's streamed share into ``total`` mod 2^64, or record its error text."""
+    try:
+        for offset, words in share():
+            np.add(
+                total[offset : offset + words.size], words, out=total[offset : offset + words.size]
+            )
+    except MpcError as exc:
+        errors[party_id] = str(exc)
+
+
 class FakeCoordinator:
     """Holds the coordinator's certificate and drives the parties' RPCs directly."""
 
@@ -399,17 +417,40 @@ class FakeCoordinator:
         errors: dict[str, str] = {}
         for pid in spec.party_ids:
             round_input = inputs.get(pid) if isinstance(inputs, Mapping) else inputs
-            try:
-                for offset, words in self.link(pid).contribute(
-                    spec.job_id, round_id, length, self.timeout, round_input
-                ):
-                    np.add(
-                        total[offset : offset + words.size],
-                        words,
-                        out=total[offset : offset + words.size],
-                    )
-            except MpcError as exc:
-                errors[pid] = str(exc)
+            share = functools.partial(
+                self.link(pid).contribute, spec.job_id, round_id, length, self.timeout, round_input
+            )
+            _add_share(total, errors, pid, share)
+        return RoundOutcome(errors, None if errors else total)
+
+    def epoch_keys(self, party_ids: Sequence[str] | None = None) -> dict[str, SignedEpochKey]:
+        """Every party's current signed epoch key, as Describe hands it out."""
+        out = {}
+        for pid in party_ids or self.cluster.party_ids:
+            key = self.link(pid).view(self.timeout).epoch_key
+            assert key is not None, f"party {pid} offers no epoch key"
+            out[pid] = key
+        return out
+
+    def query(
+        self,
+        spec: JobSpec | Mapping[str, JobSpec],
+        keys: Mapping[str, Sequence[SignedEpochKey]] | Sequence[SignedEpochKey],
+        length: int,
+    ) -> RoundOutcome:
+        """The one-call flow: ``Query`` at every party with the relayed epoch keys. Either may
+        be one per party (equivocation): a spec per party, a key list per party."""
+        if isinstance(spec, JobSpec):
+            signed = self.signed(spec)  # once: every party must see the same signed query
+            specs = dict.fromkeys(signed.party_ids, signed)
+        else:
+            specs = {pid: self.signed(s) for pid, s in spec.items()}
+        total = np.zeros(length, dtype=np.uint64)
+        errors: dict[str, str] = {}
+        for pid, mine in specs.items():
+            relayed = keys[pid] if isinstance(keys, Mapping) else keys
+            share = functools.partial(self.link(pid).query, mine, relayed, length, self.timeout)
+            _add_share(total, errors, pid, share)
         return RoundOutcome(errors, None if errors else total)
 
     def abort(self, spec: JobSpec) -> None:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from mpc.proto.v1 import common_pb2 as mpc_dot_proto_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18mpc/proto/v1/party.proto\x12\x0cmpc.proto.v1\x1a\x19mpc/proto/v1/common.proto\"\x12\n\x10GetLedgerRequest\"@\n\x11GetLedgerResponse\x12+\n\x07\x62udgets\x18\x01 \x03(\x0b\x32\x1a.mpc.proto.v1.BudgetStatus\"\x11\n\x0f\x44\x65scribeRequest\"S\n\x10\x44\x65scribeResponse\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12-\n\x08\x64\x61tasets\x18\x02 \x03(\x0b\x32\x1b.mpc.proto.v1.DatasetSchema\"3\n\x0cSetupRequest\x12#\n\x04spec\x18\x01 \x01(\x0b\x32\x15.mpc.proto.v1.JobSpec\"]\n\tSignedKey\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x04 \x01(\x0c\"5\n\rSetupResponse\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.mpc.proto.v1.SignedKey\"I\n\x10\x41greeKeysRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x04keys\x18\x02 \x03(\x0b\x32\x17.mpc.proto.v1.SignedKey\"\x13\n\x11\x41greeKeysResponse\"G\n\x11\x43ontributeRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\r\x12\x13\n\x0bround_input\x18\x03 \x01(\x0c\"}\n\nShareChunk\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\r\x12\x10\n\x08party_id\x18\x03 \x01(\t\x12\x14\n\x0ctotal_length\x18\x04 \x01(\x04\x12(\n\x05\x63hunk\x18\x05 \x01(\x0b\x32\x19.mpc.proto.v1.VectorChunk\".\n\x0c\x41\x62ortRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x0f\n\rAbortResponse2\xbd\x03\n\x05Party\x12I\n\x08\x44\x65scribe\x12\x1d.mpc.proto.v1.DescribeRequest\x1a\x1e.mpc.proto.v1.DescribeResponse\x12@\n\x05Setup\x12\x1a.mpc.proto.v1.SetupRequest\x1a\x1b.mpc.proto.v1.SetupResponse\x12L\n\tAgreeKeys\x12\x1e.mpc.proto.v1.AgreeKeysRequest\x1a\x1f.mpc.proto.v1.AgreeKeysResponse\x12I\n\nContribute\x12\x1f.mpc.proto.v1.ContributeRequest\x1a\x18.mpc.proto.v1.ShareChunk0\x01\x12@\n\x05\x41\x62ort\x12\x1a.mpc.proto.v1.AbortRequest\x1a\x1b.mpc.proto.v1.AbortResponse\x12L\n\tGetLedger\x12\x1e.mpc.proto.v1.GetLedgerRequest\x1a\x1f.mpc.proto.v1.GetLedgerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18mpc/proto/v1/party.proto\x12\x0cmpc.proto.v1\x1a\x19mpc/proto/v1/common.proto\"\x12\n\x10GetLedgerRequest\"@\n\x11GetLedgerResponse\x12+\n\x07\x62udgets\x18\x01 \x03(\x0b\x32\x1a.mpc.proto.v1.BudgetStatus\"\x11\n\x0f\x44\x65scribeRequest\"\x84\x01\n\x10\x44\x65scribeResponse\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12-\n\x08\x64\x61tasets\x18\x02 \x03(\x0b\x32\x1b.mpc.proto.v1.DatasetSchema\x12/\n\tepoch_key\x18\x03 \x01(\x0b\x32\x1c.mpc.proto.v1.SignedEpochKey\"\x87\x01\n\x0eSignedEpochKey\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x10\n\x08\x65poch_id\x18\x02 \x01(\x0c\x12\x12\n\npublic_key\x18\x03 \x01(\x0c\x12\x11\n\tnot_after\x18\x04 \x01(\x04\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x06 \x01(\x0c\"_\n\x0cQueryRequest\x12#\n\x04spec\x18\x01 \x01(\x0b\x32\x15.mpc.proto.v1.JobSpec\x12*\n\x04keys\x18\x02 \x03(\x0b\x32\x1c.mpc.proto.v1.SignedEpochKey\"3\n\x0cSetupRequest\x12#\n\x04spec\x18\x01 \x01(\x0b\x32\x15.mpc.proto.v1.JobSpec\"]\n\tSignedKey\x12\x10\n\x08party_id\x18\x01 \x01(\t\x12\x12\n\npublic_key\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x04 \x01(\x0c\"5\n\rSetupResponse\x12$\n\x03key\x18\x01 \x01(\x0b\x32\x17.mpc.proto.v1.SignedKey\"I\n\x10\x41greeKeysRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12%\n\x04keys\x18\x02 \x03(\x0b\x32\x17.mpc.proto.v1.SignedKey\"\x13\n\x11\x41greeKeysResponse\"G\n\x11\x43ontributeRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\r\x12\x13\n\x0bround_input\x18\x03 \x01(\x0c\"}\n\nShareChunk\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05round\x18\x02 \x01(\r\x12\x10\n\x08party_id\x18\x03 \x01(\t\x12\x14\n\x0ctotal_length\x18\x04 \x01(\x04\x12(\n\x05\x63hunk\x18\x05 \x01(\x0b\x32\x19.mpc.proto.v1.VectorChunk\".\n\x0c\x41\x62ortRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x0f\n\rAbortResponse2\xfe\x03\n\x05Party\x12I\n\x08\x44\x65scribe\x12\x1d.mpc.proto.v1.DescribeRequest\x1a\x1e.mpc.proto.v1.DescribeResponse\x12?\n\x05Query\x12\x1a.mpc.proto.v1.QueryRequest\x1a\x18.mpc.proto.v1.ShareChunk0\x01\x12@\n\x05Setup\x12\x1a.mpc.proto.v1.SetupRequest\x1a\x1b.mpc.proto.v1.SetupResponse\x12L\n\tAgreeKeys\x12\x1e.mpc.proto.v1.AgreeKeysRequest\x1a\x1f.mpc.proto.v1.AgreeKeysResponse\x12I\n\nContribute\x12\x1f.mpc.proto.v1.ContributeRequest\x1a\x18.mpc.proto.v1.ShareChunk0\x01\x12@\n\x05\x41\x62ort\x12\x1a.mpc.proto.v1.AbortRequest\x1a\x1b.mpc.proto.v1.AbortResponse\x12L\n\tGetLedger\x12\x1e.mpc.proto.v1.GetLedgerRequest\x1a\x1f.mpc.proto.v1.GetLedgerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,26 +38,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETLEDGERRESPONSE']._serialized_end=153
   _globals['_DESCRIBEREQUEST']._serialized_start=155
   _globals['_DESCRIBEREQUEST']._serialized_end=172
-  _globals['_DESCRIBERESPONSE']._serialized_start=174
-  _globals['_DESCRIBERESPONSE']._serialized_end=257
-  _globals['_SETUPREQUEST']._serialized_start=259
-  _globals['_SETUPREQUEST']._serialized_end=310
-  _globals['_SIGNEDKEY']._serialized_start=312
-  _globals['_SIGNEDKEY']._serialized_end=405
-  _globals['_SETUPRESPONSE']._serialized_start=407
-  _globals['_SETUPRESPONSE']._serialized_end=460
-  _globals['_AGREEKEYSREQUEST']._serialized_start=462
-  _globals['_AGREEKEYSREQUEST']._serialized_end=535
-  _globals['_AGREEKEYSRESPONSE']._serialized_start=537
-  _globals['_AGREEKEYSRESPONSE']._serialized_end=556
-  _globals['_CONTRIBUTEREQUEST']._serialized_start=558
-  _globals['_CONTRIBUTEREQUEST']._serialized_end=629
-  _globals['_SHARECHUNK']._serialized_start=631
-  _globals['_SHARECHUNK']._serialized_end=756
-  _globals['_ABORTREQUEST']._serialized_start=758
-  _globals['_ABORTREQUEST']._serialized_end=804
-  _globals['_ABORTRESPONSE']._serialized_start=806
-  _globals['_ABORTRESPONSE']._serialized_end=821
-  _globals['_PARTY']._serialized_start=824
-  _globals['_PARTY']._serialized_end=1269
+  _globals['_DESCRIBERESPONSE']._serialized_start=175
+  _globals['_DESCRIBERESPONSE']._serialized_end=307
+  _globals['_SIGNEDEPOCHKEY']._serialized_start=310
+  _globals['_SIGNEDEPOCHKEY']._serialized_end=445
+  _globals['_QUERYREQUEST']._serialized_start=447
+  _globals['_QUERYREQUEST']._serialized_end=542
+  _globals['_SETUPREQUEST']._serialized_start=544
+  _globals['_SETUPREQUEST']._serialized_end=595
+  _globals['_SIGNEDKEY']._serialized_start=597
+  _globals['_SIGNEDKEY']._serialized_end=690
+  _globals['_SETUPRESPONSE']._serialized_start=692
+  _globals['_SETUPRESPONSE']._serialized_end=745
+  _globals['_AGREEKEYSREQUEST']._serialized_start=747
+  _globals['_AGREEKEYSREQUEST']._serialized_end=820
+  _globals['_AGREEKEYSRESPONSE']._serialized_start=822
+  _globals['_AGREEKEYSRESPONSE']._serialized_end=841
+  _globals['_CONTRIBUTEREQUEST']._serialized_start=843
+  _globals['_CONTRIBUTEREQUEST']._serialized_end=914
+  _globals['_SHARECHUNK']._serialized_start=916
+  _globals['_SHARECHUNK']._serialized_end=1041
+  _globals['_ABORTREQUEST']._serialized_start=1043
+  _globals['_ABORTREQUEST']._serialized_end=1089
+  _globals['_ABORTRESPONSE']._serialized_start=1091
+  _globals['_ABORTRESPONSE']._serialized_end=1106
+  _globals['_PARTY']._serialized_start=1109
+  _globals['_PARTY']._serialized_end=1619
 # @@protoc_insertion_point(module_scope)

@@ -22,12 +22,38 @@ class DescribeRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DescribeResponse(_message.Message):
-    __slots__ = ("party_id", "datasets")
+    __slots__ = ("party_id", "datasets", "epoch_key")
     PARTY_ID_FIELD_NUMBER: _ClassVar[int]
     DATASETS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_KEY_FIELD_NUMBER: _ClassVar[int]
     party_id: str
     datasets: _containers.RepeatedCompositeFieldContainer[_common_pb2.DatasetSchema]
-    def __init__(self, party_id: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[_common_pb2.DatasetSchema, _Mapping]]] = ...) -> None: ...
+    epoch_key: SignedEpochKey
+    def __init__(self, party_id: _Optional[str] = ..., datasets: _Optional[_Iterable[_Union[_common_pb2.DatasetSchema, _Mapping]]] = ..., epoch_key: _Optional[_Union[SignedEpochKey, _Mapping]] = ...) -> None: ...
+
+class SignedEpochKey(_message.Message):
+    __slots__ = ("party_id", "epoch_id", "public_key", "not_after", "signature", "certificate_pem")
+    PARTY_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_FIELD_NUMBER: _ClassVar[int]
+    NOT_AFTER_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    party_id: str
+    epoch_id: bytes
+    public_key: bytes
+    not_after: int
+    signature: bytes
+    certificate_pem: bytes
+    def __init__(self, party_id: _Optional[str] = ..., epoch_id: _Optional[bytes] = ..., public_key: _Optional[bytes] = ..., not_after: _Optional[int] = ..., signature: _Optional[bytes] = ..., certificate_pem: _Optional[bytes] = ...) -> None: ...
+
+class QueryRequest(_message.Message):
+    __slots__ = ("spec", "keys")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    spec: _common_pb2.JobSpec
+    keys: _containers.RepeatedCompositeFieldContainer[SignedEpochKey]
+    def __init__(self, spec: _Optional[_Union[_common_pb2.JobSpec, _Mapping]] = ..., keys: _Optional[_Iterable[_Union[SignedEpochKey, _Mapping]]] = ...) -> None: ...
 
 class SetupRequest(_message.Message):
     __slots__ = ("spec",)

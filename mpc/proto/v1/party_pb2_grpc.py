@@ -39,6 +39,11 @@ class PartyStub:
                 request_serializer=mpc_dot_proto_dot_v1_dot_party__pb2.DescribeRequest.SerializeToString,
                 response_deserializer=mpc_dot_proto_dot_v1_dot_party__pb2.DescribeResponse.FromString,
                 _registered_method=True)
+        self.Query = channel.unary_stream(
+                '/mpc.proto.v1.Party/Query',
+                request_serializer=mpc_dot_proto_dot_v1_dot_party__pb2.QueryRequest.SerializeToString,
+                response_deserializer=mpc_dot_proto_dot_v1_dot_party__pb2.ShareChunk.FromString,
+                _registered_method=True)
         self.Setup = channel.unary_unary(
                 '/mpc.proto.v1.Party/Setup',
                 request_serializer=mpc_dot_proto_dot_v1_dot_party__pb2.SetupRequest.SerializeToString,
@@ -70,7 +75,15 @@ class PartyServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Describe(self, request, context):
-        """Public schemas of this party's datasets.
+        """Public schemas of this party's datasets and its current signed epoch key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Query(self, request, context):
+        """A whole query in one call: check the signed spec, compute, and stream the masked share,
+        masked with round keys derived from every participant's epoch key (no Setup/AgreeKeys).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -118,6 +131,11 @@ def add_PartyServicer_to_server(servicer, server):
                     servicer.Describe,
                     request_deserializer=mpc_dot_proto_dot_v1_dot_party__pb2.DescribeRequest.FromString,
                     response_serializer=mpc_dot_proto_dot_v1_dot_party__pb2.DescribeResponse.SerializeToString,
+            ),
+            'Query': grpc.unary_stream_rpc_method_handler(
+                    servicer.Query,
+                    request_deserializer=mpc_dot_proto_dot_v1_dot_party__pb2.QueryRequest.FromString,
+                    response_serializer=mpc_dot_proto_dot_v1_dot_party__pb2.ShareChunk.SerializeToString,
             ),
             'Setup': grpc.unary_unary_rpc_method_handler(
                     servicer.Setup,
@@ -172,6 +190,33 @@ class Party:
             '/mpc.proto.v1.Party/Describe',
             mpc_dot_proto_dot_v1_dot_party__pb2.DescribeRequest.SerializeToString,
             mpc_dot_proto_dot_v1_dot_party__pb2.DescribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Query(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mpc.proto.v1.Party/Query',
+            mpc_dot_proto_dot_v1_dot_party__pb2.QueryRequest.SerializeToString,
+            mpc_dot_proto_dot_v1_dot_party__pb2.ShareChunk.FromString,
             options,
             channel_credentials,
             insecure,

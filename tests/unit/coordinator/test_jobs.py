@@ -11,8 +11,10 @@ import pytest
 
 from mpc.config import ColumnConfig, DatasetConfig, PartyConfig, TlsFiles
 from mpc.coordinator.jobs import JobRunner, PartyLink, Query
+from mpc.coordinator.party_cache import PartyView
 from mpc.errors import InputDataError, MpcError, PartyFailedError, QueryError
 from mpc.party.runtime import PartyRuntime
+from mpc.protocol.epochs import SignedEpochKey
 from mpc.protocol.schema import DatasetInfo
 from mpc.protocol.secure_sum import SignedKeyOffer
 from mpc.protocol.spec import ColumnBound, JobSpec, Participant, Statistic
@@ -27,9 +29,23 @@ class LocalLink:
         self.runtime = runtime
         self.party_id = runtime.party_id
         self.aborted: list[str] = []
+        self.epochs = True  # False: like a party that offers no epoch key (per-job flow)
+        self.generation = 0
+        self.views = 0
 
     def describe(self, timeout: float) -> list[DatasetInfo]:
         return self.runtime.describe()
+
+    def view(self, timeout: float) -> PartyView:
+        self.views += 1
+        key = self.runtime.epoch_key() if self.epochs else None
+        return PartyView(self.runtime.describe(), key, self.generation)
+
+    def query(
+        self, spec: JobSpec, keys: Sequence[SignedEpochKey], length: int, timeout: float
+    ) -> Iterator[tuple[int, RingVector]]:
+        _, chunks = self.runtime.query(spec, keys)
+        yield from self.tamper(chunks)
 
     def setup(self, spec: JobSpec, timeout: float) -> SignedKeyOffer:
         return self.runtime.setup(spec)
@@ -46,7 +62,11 @@ class LocalLink:
         round_input: np.ndarray | None = None,
     ) -> Iterator[tuple[int, RingVector]]:
         _, chunks = self.runtime.contribute(job_id, round_id, round_input)
-        yield from chunks
+        yield from self.tamper(chunks)
+
+    def tamper(self, chunks: Iterator[tuple[int, RingVector]]) -> Iterator[tuple[int, RingVector]]:
+        """What a faulty party does to its share on the way out (an honest one: nothing)."""
+        return chunks
 
     def abort(self, job_id: str, reason: str, timeout: float) -> None:
         self.aborted.append(job_id)
@@ -56,30 +76,16 @@ class LocalLink:
 class TruncatingLink(LocalLink):
     """A faulty party whose share is one word short."""
 
-    def contribute(
-        self,
-        job_id: str,
-        round_id: int,
-        length: int,
-        timeout: float,
-        round_input: np.ndarray | None = None,
-    ) -> Iterator[tuple[int, RingVector]]:
-        for offset, chunk in super().contribute(job_id, round_id, length, timeout, round_input):
+    def tamper(self, chunks: Iterator[tuple[int, RingVector]]) -> Iterator[tuple[int, RingVector]]:
+        for offset, chunk in chunks:
             yield offset, chunk[:-1]
 
 
 class PaddingLink(LocalLink):
     """A faulty party whose share is one word too long."""
 
-    def contribute(
-        self,
-        job_id: str,
-        round_id: int,
-        length: int,
-        timeout: float,
-        round_input: np.ndarray | None = None,
-    ) -> Iterator[tuple[int, RingVector]]:
-        for offset, chunk in super().contribute(job_id, round_id, length, timeout, round_input):
+    def tamper(self, chunks: Iterator[tuple[int, RingVector]]) -> Iterator[tuple[int, RingVector]]:
+        for offset, chunk in chunks:
             yield offset, np.append(chunk, np.uint64(7))
 
 
@@ -127,6 +133,34 @@ def _links(cert_dir: Path, tmp_path: Path, **kinds: type[LocalLink]) -> dict[str
 
 def _noop(stage: str, message: str, fraction: float) -> None:
     pass
+
+
+def test_queries_are_one_call_per_party_once_schemas_and_keys_are_held(
+    cert_dir: Path, tmp_path: Path, pool: ThreadPoolExecutor
+) -> None:
+    links = _links(cert_dir, tmp_path)
+    runner = _runner(links, pool)
+    stages: list[str] = []
+
+    def progress(stage: str, message: str, fraction: float) -> None:
+        stages.append(stage)
+
+    count = Query(Statistic.COUNT, "health")
+    for job in ("j1", "j2", "j3"):
+        assert runner.run(job, count, progress).values.tolist() == [6.0]
+    local = {pid: link for pid, link in links.items() if isinstance(link, LocalLink)}
+    assert [link.views for link in local.values()] == [1, 1, 1]
+    assert stages.count("describe") == 1 and "setup" not in stages and "keys" not in stages
+    assert all(not link.runtime._jobs for link in local.values())  # no sessions held
+    local["b"].generation += 1  # the connection to b was lost: b may have restarted
+    runner.run("j4", count, progress)
+    assert [link.views for link in local.values()] == [1, 2, 1]
+    local["c"].runtime._epochs.rotate()
+    local["c"].runtime._epochs.rotate()  # c no longer holds the epoch the coordinator has
+    with pytest.raises(PartyFailedError, match="does not hold"):
+        runner.run("j5", count, progress)
+    assert runner.run("j6", count, progress).values.tolist() == [6.0]  # asked afresh
+    assert [link.views for link in local.values()] == [2, 3, 2]
 
 
 def test_sum_count_mean(cert_dir: Path, tmp_path: Path, pool: ThreadPoolExecutor) -> None:
@@ -190,6 +224,25 @@ def test_share_of_wrong_length_aborts_the_job(
         _runner(links, pool).run("j", Query(Statistic.MEAN, "health", ("age",)), _noop)
     assert "words" in str(info.value)
     pool.shutdown(wait=True)  # abort calls are asynchronous
+    for link in links.values():
+        assert isinstance(link, LocalLink)
+        assert not link.runtime._jobs  # the one-call flow holds no session to abort
+        assert link.aborted == []
+
+
+@pytest.mark.parametrize("faulty", [TruncatingLink, PaddingLink])
+def test_share_of_wrong_length_aborts_a_session_job(
+    cert_dir: Path, tmp_path: Path, pool: ThreadPoolExecutor, faulty: type[LocalLink]
+) -> None:
+    """Parties without epoch keys get setup, key agreement and one round, aborted on failure."""
+    links = _links(cert_dir, tmp_path, b=faulty)
+    for link in links.values():
+        assert isinstance(link, LocalLink)
+        link.epochs = False
+    with pytest.raises(PartyFailedError, match="party 'b'") as info:
+        _runner(links, pool).run("j", Query(Statistic.MEAN, "health", ("age",)), _noop)
+    assert "words" in str(info.value)
+    pool.shutdown(wait=True)
     for link in links.values():
         assert isinstance(link, LocalLink)
         assert link.aborted == ["j"]
