@@ -50,7 +50,8 @@ def encode(values: npt.ArrayLike, frac_bits: int) -> RingVector:
         raise InputDataError("cannot encode NaN or infinity")
     # Multiplying by a power of two is exact in binary floating point, so the only rounding is
     # the explicit rint below (half to even, the IEEE default: unbiased over many values).
-    scaled = np.rint(np.ldexp(array, frac_bits))
+    scaled = array * math.ldexp(1.0, frac_bits)  # = np.ldexp(array, f), ~30x faster
+    np.rint(scaled, out=scaled)
     if scaled.size and float(np.max(np.abs(scaled))) >= SIGNED_LIMIT:
         raise InputDataError(
             f"a value is too large to encode with {frac_bits} fractional bits; "
@@ -76,9 +77,10 @@ def encode_saturating(values: npt.ArrayLike, frac_bits: int) -> RingVector:
     """
     _check_frac_bits(frac_bits)
     with np.errstate(all="ignore"):
-        array = np.asarray(values, dtype=np.float64)
-        scaled = np.rint(np.ldexp(np.nan_to_num(array, nan=0.0), frac_bits))
-        scaled = np.clip(scaled, -_SATURATION, _SATURATION)
+        scaled = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)  # a copy
+        scaled *= math.ldexp(1.0, frac_bits)  # exact, like np.ldexp (which is ~30x slower)
+        np.rint(scaled, out=scaled)
+        np.clip(scaled, -_SATURATION, _SATURATION, out=scaled)
     return scaled.astype(np.int64).view(np.uint64)
 
 
@@ -93,7 +95,9 @@ def decode(ring_values: RingVector, frac_bits: int) -> FloatVector:
     """Decode ring elements (two's complement) back to float64."""
     _check_frac_bits(frac_bits)
     signed = np.asarray(ring_values, dtype=np.uint64).view(np.int64)
-    return np.ldexp(signed.astype(np.float64), -frac_bits)
+    out = signed.astype(np.float64)
+    out *= math.ldexp(1.0, -frac_bits)  # exact (integers times 2^-f stay normal floats)
+    return out
 
 
 def ring_sum(vectors: Sequence[RingVector]) -> RingVector:

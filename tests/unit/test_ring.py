@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mpc import ring
 from mpc.errors import InputDataError, QueryError
 from mpc.ring import (
     Component,
@@ -89,3 +90,25 @@ def test_headroom_boundary_is_exact() -> None:
 def test_frac_bits_range() -> None:
     with pytest.raises(QueryError, match="frac_bits"):
         encode([1.0], 60)
+
+
+@pytest.mark.parametrize("frac_bits", [0, 1, 16, 24, 40, 48])
+def test_scaling_by_multiplication_is_bit_for_bit_ldexp(frac_bits: int) -> None:
+    """Encoding and decoding multiply by 2^±f (fast) instead of calling np.ldexp (slow): the
+    same bits for every input, extremes, subnormals, NaN and infinities included."""
+    rng = np.random.default_rng(frac_bits)
+    specials = [0.0, -0.0, np.nan, np.inf, -np.inf, 5e-324, -5e-324, 1.7e308, -1.7e308]
+    values = np.concatenate(
+        [rng.normal(size=5000) * 10.0 ** rng.integers(-300, 300, 5000), specials, [2.5, -3.5]]
+    )
+    with np.errstate(all="ignore"):
+        reference = np.rint(np.ldexp(np.nan_to_num(values, nan=0.0), frac_bits))
+        reference = np.clip(reference, -ring._SATURATION, ring._SATURATION)
+    expected = reference.astype(np.int64).view(np.uint64)
+    np.testing.assert_array_equal(ring.encode_saturating(values, frac_bits), expected)
+    finite = values[np.isfinite(values) & (np.abs(values) < 2.0 ** (62 - frac_bits))]
+    exact = np.rint(np.ldexp(finite, frac_bits)).astype(np.int64).view(np.uint64)
+    np.testing.assert_array_equal(ring.encode(finite, frac_bits), exact)
+    words = rng.integers(-(2**63), 2**63 - 1, 5000, dtype=np.int64).view(np.uint64)
+    decoded = np.ldexp(words.view(np.int64).astype(np.float64), -frac_bits)
+    np.testing.assert_array_equal(ring.decode(words, frac_bits), decoded)
