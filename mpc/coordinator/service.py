@@ -157,15 +157,19 @@ class CoordinatorService(ServiceViewsMixin):
                 query=query.to_json(),
                 submitted_by=submitted_by,
                 created_at=time.time(),
+                stage="queued",
+                message="waiting for a job slot",
             )
-            self._store.create(record)
+            self._store.create(record)  # durable, with its first event, in one write
             with self._lock:
                 self._logs[job_id] = _EventLog()
                 self._submitted[job_id] = record
                 if client is not None:
                     # The client's signed query goes to every party with the job's spec.
                     self._auth[job_id] = client
-            self._emit(job_id, JobState.PENDING, "queued", "waiting for a job slot", 0.0)
+            self._emit(
+                job_id, JobState.PENDING, "queued", "waiting for a job slot", 0.0, persist=False
+            )
             log.info(
                 "job %s: %s on %r submitted by %r",
                 job_id,
@@ -240,12 +244,13 @@ class CoordinatorService(ServiceViewsMixin):
     def _run(self, job_id: str, query: Query) -> None:
         client = self._take_auth(job_id)
 
-        persisted = [0.0]  # when a progress row was last written
+        persisted = [time.monotonic()]  # when a progress row was last written
 
         def progress(stage: str, message: str, fraction: float) -> None:
-            # Watchers get every stage at once; the job store (what GetJob and ListJobs read)
-            # gets the first and then at most one a second: a query's stages take
-            # milliseconds, and each durable row costs an fsync on the job's critical path.
+            # Watchers get every stage at once (and GetJob reads a live job's latest event,
+            # :meth:`record`); the job store gets one row a second at most, none for a job
+            # shorter than that: a query's stages take milliseconds, and each durable row
+            # would cost an fsync on its critical path.
             now = time.monotonic()
             persist = now - persisted[0] >= PROGRESS_PERSIST_SECONDS
             if persist:

@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 
 from mpc.config import BudgetConfig
 from mpc.coordinator.events import JobEvent, PartyBudgets, PartyStatus, _EventLog
 from mpc.coordinator.jobs import PartyLink
-from mpc.coordinator.store import JobRecord, JobStore, JobSummary
+from mpc.coordinator.store import JobRecord, JobState, JobStore, JobSummary
 from mpc.errors import AccessDeniedError, JobNotFoundError, LimitExceededError, MpcError
 from mpc.ledger import BudgetStatus, Ledger
 
@@ -123,6 +124,19 @@ class ServiceViewsMixin:
         record = self._store.get(job_id)
         if record is None:
             raise JobNotFoundError(f"unknown job {job_id!r}")
+        with self._lock:
+            events = self._logs.get(job_id)
+        latest = events.events[-1] if events is not None and events.events else None
+        if latest is not None and record.state in (JobState.PENDING, JobState.RUNNING):
+            # A live job's progress is in memory first (the store gets it at most once a
+            # second): report its latest event.
+            record = replace(
+                record,
+                state=latest.state,
+                stage=latest.stage,
+                message=latest.message,
+                progress=latest.progress,
+            )
         return record
 
     # --- ownership: a client sees only its own jobs; an admin sees every job ---------------

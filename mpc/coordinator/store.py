@@ -172,14 +172,17 @@ class JobStore:
     def create(self, record: JobRecord) -> None:
         with self._writing():
             self._db.execute(
-                "INSERT INTO jobs (job_id, state, query, submitted_by, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (job_id, state, query, submitted_by, created_at, stage, "
+                "message, progress) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.job_id,
                     record.state,
                     json.dumps(record.query),
                     record.submitted_by,
                     record.created_at,
+                    record.stage,
+                    record.message,
+                    record.progress,
                 ),
             )
 

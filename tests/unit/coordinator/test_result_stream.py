@@ -97,7 +97,8 @@ def test_watchers_get_the_result_before_the_durable_write(
     job_id = svc.submit(QUERY, "alice")
     _terminal(svc, job_id)  # ends while the write is still held at the gate
     assert store.writing.wait(10.0) and not store.gate.is_set()  # the write is held
-    assert store.get(job_id).state is JobState.RUNNING  # type: ignore[union-attr]
+    # Not stored yet: the store still has the job as submitted (short jobs write no progress).
+    assert store.get(job_id).state is JobState.PENDING  # type: ignore[union-attr]
     # GetResult before the write: served from memory.
     held = svc.visible_record(job_id, "alice")
     assert held.state is JobState.SUCCEEDED
@@ -247,3 +248,29 @@ def test_a_failed_job_raises_from_get_result() -> None:
     with pytest.raises(JobFailedError, match="parties unreachable"):
         _client(stub).follow("job-1")
     assert stub.get_result_calls == 1
+
+
+def test_a_running_job_reports_its_latest_stage_without_a_progress_write(
+    service: tuple[CoordinatorService, GatedStore], values: np.ndarray
+) -> None:
+    """Progress reaches the job store at most once a second; GetJob reads it from memory."""
+    svc, store = service
+    inside, release = threading.Event(), threading.Event()
+
+    class SlowRunner(FakeRunner):
+        def run(self, job_id: str, query: Query, progress: Any, *args: Any) -> Outcome:
+            progress("round", "summing", 0.5)
+            inside.set()
+            assert release.wait(20.0)
+            return super().run(job_id, query, progress, *args)
+
+    svc._runner = SlowRunner(values)  # type: ignore[assignment]
+    job_id = svc.submit(QUERY, "alice")
+    assert inside.wait(20.0)
+    stored = store.get(job_id)
+    assert stored is not None and (stored.state, stored.stage) == (JobState.PENDING, "queued")
+    live = svc.visible_record(job_id, "alice")
+    assert (live.state, live.stage, live.progress) == (JobState.RUNNING, "round", 0.5)
+    release.set()
+    store.gate.set()
+    assert _terminal(svc, job_id).state is JobState.SUCCEEDED
