@@ -18,6 +18,7 @@ import numpy as np
 from mpc.budget_status import BudgetStatus
 from mpc.client_admin import _STATE_FROM_PROTO, AdminMixin
 from mpc.client_analyses import AnalysesMixin
+from mpc.client_stream import collect, progress_callback
 from mpc.coordinator.events import JobEvent, PartyBudgets
 from mpc.coordinator.events import PartyStatus as PartyStatus
 from mpc.coordinator.store import JobState, JobSummary
@@ -201,8 +202,7 @@ class Client(AnalysesMixin, AdminMixin):
             quantiles=convert.floats_to_bytes(np.asarray(quantiles, dtype=np.float64)),
         )
         domain = convert.query_from_proto(query)
-        job_id = self.submit(query)
-        result = self.follow(job_id, on_event)
+        result = self._run(query, on_event)
         return replace(result, layout=result_layout(result, domain))
 
     def _group_keys(self, dataset: str, group_by: GroupBy) -> tuple[GroupKey, ...]:
@@ -281,24 +281,28 @@ class Client(AnalysesMixin, AdminMixin):
             training=training,
             resume_from=resume,
         )
-        job_id = self.submit(query)
-        result = self.follow(job_id, on_event)
+        result = self._run(query, on_event)
         if result.model is None:
-            raise ProtocolError(f"job {job_id} returned no model")
+            raise ProtocolError(f"job {result.job_id} returned no model")
         return TrainResult(
             result.job_id, result.model, result.labels, result.values, result.privacy
         )
 
     def submit(self, query: coordinator_pb2.Query) -> str:
+        """Queue a query; its job id (follow it with :meth:`follow` or :meth:`watch`)."""
+        return self._submit_signed(self._signed_request(query))
+
+    def _signed_request(self, query: coordinator_pb2.Query) -> coordinator_pb2.SubmitJobRequest:
         # Signed with this client's certificate key, a fresh nonce and the time: every party
         # verifies the signature itself, so it knows who asked even if the coordinator lies.
-        domain = convert.query_from_proto(query)
-        signed = sign_query(self._identity, domain)
+        signed = sign_query(self._identity, convert.query_from_proto(query))
         # The histogram edges travel in `query` (the signature binds their SHA-256).
-        request = coordinator_pb2.SubmitJobRequest(
+        return coordinator_pb2.SubmitJobRequest(
             query=coordinator_pb2.Query(bin_edges=query.bin_edges),
             signed=convert.client_auth_to_proto(signed),
         )
+
+    def _submit_signed(self, request: coordinator_pb2.SubmitJobRequest) -> str:
         try:
             response = self._stub.SubmitJob(request, timeout=min(30.0, self.timeout))
         except grpc.RpcError as exc:
@@ -335,22 +339,31 @@ class Client(AnalysesMixin, AdminMixin):
         The coordinator sends the result on the job's terminal event; from an older one
         (no result on the stream), or when the watch ends early, it comes from GetResult.
         """
-        header: coordinator_pb2.ResultHeader | None = None
-        parts: list[bytes] = []
-        for event in self._events(job_id):
-            if header is not None:
-                parts.append(event.values)  # the result's further chunks
-                continue
-            if on_event is not None:
-                on_event(_event_from_proto(event))
-            if event.HasField("result"):
-                header = event.result
-                parts.append(event.values)
+        callback = progress_callback(on_event, _event_from_proto)
+        _, header, values = collect(self._events(job_id), callback)
         if header is None or header.state != coordinator_pb2.JOB_STATE_SUCCEEDED:
             return self.result(job_id)
-        values = convert.floats_from_bytes(b"".join(parts))
-        if values.size != header.length:
-            raise ProtocolError(f"result has {values.size} values, its header says {header.length}")
+        return result_from_header(header, values)
+
+    def _run(
+        self, query: coordinator_pb2.Query, on_event: Callable[[JobEvent], None] | None = None
+    ) -> QueryResult:
+        """Submit and follow in one call (RunJob: one round trip fewer than submit + watch);
+        with a coordinator that has no RunJob, submit then follow."""
+        request = self._signed_request(query)
+        callback = progress_callback(on_event, _event_from_proto)
+        try:
+            job_id, header, values = collect(
+                self._stub.RunJob(request, timeout=self.timeout), callback
+            )
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:  # refused before any event
+                return self.follow(self._submit_signed(request), on_event)
+            raise from_rpc_error(exc, f"coordinator at {self.coordinator}") from None
+        if header is None or header.state != coordinator_pb2.JOB_STATE_SUCCEEDED:
+            if not job_id:
+                raise ProtocolError("the coordinator ended the job's stream without an event")
+            return self.result(job_id)
         return result_from_header(header, values)
 
     def result(self, job_id: str) -> QueryResult:

@@ -50,8 +50,7 @@ def encode(values: npt.ArrayLike, frac_bits: int) -> RingVector:
         raise InputDataError("cannot encode NaN or infinity")
     # Multiplying by a power of two is exact in binary floating point, so the only rounding is
     # the explicit rint below (half to even, the IEEE default: unbiased over many values).
-    scaled = array * math.ldexp(1.0, frac_bits)  # = np.ldexp(array, f), ~30x faster
-    np.rint(scaled, out=scaled)
+    scaled = np.rint(array * math.ldexp(1.0, frac_bits))  # = np.ldexp(array, f), ~30x faster
     if scaled.size and float(np.max(np.abs(scaled))) >= SIGNED_LIMIT:
         raise InputDataError(
             f"a value is too large to encode with {frac_bits} fractional bits; "
@@ -77,7 +76,8 @@ def encode_saturating(values: npt.ArrayLike, frac_bits: int) -> RingVector:
     """
     _check_frac_bits(frac_bits)
     with np.errstate(all="ignore"):
-        scaled = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)  # a copy
+        scaled = np.array(values, dtype=np.float64)  # a copy (0-d for a scalar)
+        np.nan_to_num(scaled, copy=False, nan=0.0)
         scaled *= math.ldexp(1.0, frac_bits)  # exact, like np.ldexp (which is ~30x slower)
         np.rint(scaled, out=scaled)
         np.clip(scaled, -_SATURATION, _SATURATION, out=scaled)

@@ -19,7 +19,8 @@ from mpc.errors import AccessDeniedError, ConfigError, QueryError
 from mpc.identity import Role, watch_revocations
 from mpc.ledger import Ledger
 from mpc.proto.v1 import common_pb2, coordinator_pb2, coordinator_pb2_grpc
-from mpc.protocol.query import verify_client
+from mpc.protocol.query import Query, verify_client
+from mpc.protocol.spec import ClientAuth
 from mpc.sharing import CHUNK_WORDS
 from mpc.transport import convert
 from mpc.transport.errors import handle_errors, handle_stream_errors
@@ -149,11 +150,10 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ig
         self.service = service
         self._ca = ca  # to verify clients' signed queries before queueing them
 
-    @handle_errors
-    def SubmitJob(
-        self, request: coordinator_pb2.SubmitJobRequest, context: grpc.ServicerContext
-    ) -> coordinator_pb2.SubmitJobResponse:
-        peer = require_role(context, *_CLIENT_ROLES)
+    def _verified(
+        self, request: coordinator_pb2.SubmitJobRequest, peer: Peer
+    ) -> tuple[Query, ClientAuth]:
+        """The client's signed query, verified, with its histogram edges."""
         if not request.HasField("signed"):
             raise AccessDeniedError(
                 "the query is not signed: clients sign every query with their certificate key "
@@ -165,9 +165,27 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ig
             raise AccessDeniedError(
                 f"the query is signed by {signed.client!r} but submitted by {peer.name!r}"
             )
-        query = signed.with_edges(convert.edges_from_bytes(request.query.bin_edges))
+        return signed.with_edges(convert.edges_from_bytes(request.query.bin_edges)), auth
+
+    @handle_errors
+    def SubmitJob(
+        self, request: coordinator_pb2.SubmitJobRequest, context: grpc.ServicerContext
+    ) -> coordinator_pb2.SubmitJobResponse:
+        peer = require_role(context, *_CLIENT_ROLES)
+        query, auth = self._verified(request, peer)
         job_id = self.service.submit(query, peer.name, admin=_is_admin(peer), client=auth)
         return coordinator_pb2.SubmitJobResponse(job_id=job_id)
+
+    @handle_stream_errors
+    def RunJob(
+        self, request: coordinator_pb2.SubmitJobRequest, context: grpc.ServicerContext
+    ) -> Iterator[coordinator_pb2.JobEvent]:
+        peer = require_role(context, *_CLIENT_ROLES)
+        query, auth = self._verified(request, peer)
+        # The watch slot first: a client at its cap is refused before a job exists.
+        with self.service.watch_slot(peer.name):
+            job_id = self.service.submit(query, peer.name, admin=_is_admin(peer), client=auth)
+            yield from self._job_events(job_id, context)
 
     @handle_stream_errors
     def WatchJob(
@@ -177,23 +195,29 @@ class CoordinatorServicer(coordinator_pb2_grpc.CoordinatorServicer):  # type: ig
         # Unknown, or another client's: the same NOT_FOUND either way.
         self.service.check_visible(request.job_id, peer.name, admin=_is_admin(peer))
         with self.service.watch_slot(peer.name):  # RESOURCE_EXHAUSTED beyond the caps
-            for event in self.service.watch(request.job_id, alive=context.is_active):
-                if not context.is_active():
-                    return
-                message = coordinator_pb2.JobEvent(
-                    job_id=event.job_id,
-                    state=_STATE_TO_PROTO[event.state],
-                    stage=event.stage,
-                    message=event.message,
-                    progress=event.progress,
-                )
-                if event.state is not JobState.SUCCEEDED:
-                    yield message
-                    continue
-                # The result rides on the terminal event (served from memory until it is
-                # stored): the caller passed the same visibility check as GetResult's.
-                record = self.service.record(request.job_id)
-                yield from result_events(message, record, self.service.model)
+            yield from self._job_events(request.job_id, context)
+
+    def _job_events(
+        self, job_id: str, context: grpc.ServicerContext
+    ) -> Iterator[coordinator_pb2.JobEvent]:
+        """A visible job's events to its end; the result rides on the terminal event."""
+        for event in self.service.watch(job_id, alive=context.is_active):
+            if not context.is_active():
+                return
+            message = coordinator_pb2.JobEvent(
+                job_id=event.job_id,
+                state=_STATE_TO_PROTO[event.state],
+                stage=event.stage,
+                message=event.message,
+                progress=event.progress,
+            )
+            if event.state is not JobState.SUCCEEDED:
+                yield message
+                continue
+            # Served from memory until it is stored; the caller passed the same visibility
+            # check as GetResult's.
+            record = self.service.record(job_id)
+            yield from result_events(message, record, self.service.model)
 
     @handle_stream_errors
     def GetResult(

@@ -34,8 +34,12 @@ def test_the_result_arrives_on_the_watch_stream(make_cluster: ClusterFactory) ->
     with cluster.client() as client:
         counter = CountingGetResult(client._stub.GetResult)
         client._stub.GetResult = counter
+        submits = CountingGetResult(client._stub.SubmitJob)
+        watches = CountingGetResult(client._stub.WatchJob)
+        client._stub.SubmitJob, client._stub.WatchJob = submits, watches
         result = client.mean("people", COLUMNS, bounds=BOUNDS)
-        assert counter.calls == 0  # the values came on the watch stream
+        assert counter.calls == 0  # the values came on the job's stream
+        assert submits.calls == watches.calls == 0  # one RunJob call did it all
         assert len(result.values) == len(COLUMNS)
         job_id = result.job_id
         again = client.result(job_id)

@@ -103,7 +103,7 @@ def test_query_mean_loads_only_the_client(cert_dir: Path) -> None:
                 progress=1.0, result=header, values=floats_to_bytes(np.array([53.25])),
             )
 
-        Client.submit = lambda self, query: "job-lazy"
+        Client._run = lambda self, query, on_event=None: self.follow("job-lazy", on_event)
         Client._events = events
         from mpc.cli import main
         code = main(["query", "mean", "--dataset", "health", "--column", "age",

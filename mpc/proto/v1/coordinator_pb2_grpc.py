@@ -44,6 +44,11 @@ class CoordinatorStub:
                 request_serializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.WatchJobRequest.SerializeToString,
                 response_deserializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.JobEvent.FromString,
                 _registered_method=True)
+        self.RunJob = channel.unary_stream(
+                '/mpc.proto.v1.Coordinator/RunJob',
+                request_serializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.SubmitJobRequest.SerializeToString,
+                response_deserializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.JobEvent.FromString,
+                _registered_method=True)
         self.GetResult = channel.unary_stream(
                 '/mpc.proto.v1.Coordinator/GetResult',
                 request_serializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.GetResultRequest.SerializeToString,
@@ -77,6 +82,14 @@ class CoordinatorServicer:
 
     def WatchJob(self, request, context):
         """Progress events until the job succeeds or fails; the last event carries the outcome.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RunJob(self, request, context):
+        """SubmitJob and WatchJob in one call: the job's events (the first names the job id) on
+        the stream that submitted it, the result on the last one. One round trip fewer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -120,6 +133,11 @@ def add_CoordinatorServicer_to_server(servicer, server):
             'WatchJob': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchJob,
                     request_deserializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.WatchJobRequest.FromString,
+                    response_serializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.JobEvent.SerializeToString,
+            ),
+            'RunJob': grpc.unary_stream_rpc_method_handler(
+                    servicer.RunJob,
+                    request_deserializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.SubmitJobRequest.FromString,
                     response_serializer=mpc_dot_proto_dot_v1_dot_coordinator__pb2.JobEvent.SerializeToString,
             ),
             'GetResult': grpc.unary_stream_rpc_method_handler(
@@ -196,6 +214,33 @@ class Coordinator:
             target,
             '/mpc.proto.v1.Coordinator/WatchJob',
             mpc_dot_proto_dot_v1_dot_coordinator__pb2.WatchJobRequest.SerializeToString,
+            mpc_dot_proto_dot_v1_dot_coordinator__pb2.JobEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RunJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/mpc.proto.v1.Coordinator/RunJob',
+            mpc_dot_proto_dot_v1_dot_coordinator__pb2.SubmitJobRequest.SerializeToString,
             mpc_dot_proto_dot_v1_dot_coordinator__pb2.JobEvent.FromString,
             options,
             channel_credentials,

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import numpy as np
 import pytest
 
@@ -274,3 +275,47 @@ def test_a_running_job_reports_its_latest_stage_without_a_progress_write(
     release.set()
     store.gate.set()
     assert _terminal(svc, job_id).state is JobState.SUCCEEDED
+
+
+class Unimplemented(grpc.RpcError):
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNIMPLEMENTED
+
+    def details(self) -> str:
+        return "Method not found!"
+
+
+class RunStub(FakeStub):
+    """A coordinator with RunJob (submit and watch in one call), or an older one without."""
+
+    def __init__(self, events: list[coordinator_pb2.JobEvent], has_run: bool) -> None:
+        super().__init__(events, [])
+        self.has_run = has_run
+        self.calls: list[str] = []
+
+    def RunJob(self, request: Any, **kw: Any) -> Iterator[coordinator_pb2.JobEvent]:
+        self.calls.append("RunJob")
+        if not self.has_run:
+            raise Unimplemented()
+        return iter(self.events)
+
+    def SubmitJob(self, request: Any, **kw: Any) -> Any:
+        self.calls.append("SubmitJob")
+        return coordinator_pb2.SubmitJobResponse(job_id="job-1")
+
+    def WatchJob(self, request: Any, **kw: Any) -> Iterator[coordinator_pb2.JobEvent]:
+        self.calls.append("WatchJob")
+        return super().WatchJob(request, **kw)
+
+
+@pytest.mark.parametrize("has_run", [True, False], ids=["run-job", "older-coordinator"])
+def test_a_query_is_one_call_to_the_coordinator(values: np.ndarray, has_run: bool) -> None:
+    stub = RunStub(_wire_events(values), has_run)
+    client = _client(stub)  # type: ignore[arg-type]
+    client._signed_request = lambda query: coordinator_pb2.SubmitJobRequest()  # type: ignore[method-assign]
+    seen: list[Any] = []
+    result = client._run(coordinator_pb2.Query(), seen.append)
+    np.testing.assert_array_equal(result.values, values)
+    assert [e.state for e in seen] == [JobState.RUNNING, JobState.SUCCEEDED]
+    expected = ["RunJob"] if has_run else ["RunJob", "SubmitJob", "WatchJob"]
+    assert stub.calls == expected and stub.get_result_calls == 0
