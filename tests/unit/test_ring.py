@@ -115,3 +115,21 @@ def test_scaling_by_multiplication_is_bit_for_bit_ldexp(frac_bits: int) -> None:
     words = rng.integers(-(2**63), 2**63 - 1, 5000, dtype=np.int64).view(np.uint64)
     decoded = np.ldexp(words.view(np.int64).astype(np.float64), -frac_bits)
     np.testing.assert_array_equal(ring.decode(words, frac_bits), decoded)
+
+
+def test_saturate_maps_nan_and_infinities_to_the_ends_like_nan_to_num_and_clip() -> None:
+    rng = np.random.default_rng(11)
+    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e308, -1e308, 5e-324])
+    values = np.concatenate([rng.normal(size=2000) * 10.0 ** rng.integers(-5, 5, 2000), specials])
+    for lo, hi in [(-1.0, 1.0), (0.0, np.inf), (-3.5, 2.25), (-1e150, 1e150)]:
+        reference = np.clip(np.nan_to_num(values, nan=lo, posinf=hi, neginf=lo), lo, hi)
+        got = ring.saturate(values, lo, hi)
+        np.testing.assert_array_equal(got, reference)
+        assert got.dtype == np.float64 and got.shape == values.shape
+        grid = ring.saturate(values[:2004].reshape(4, 501), lo, hi)  # any shape
+        np.testing.assert_array_equal(grid.ravel(), reference[:2004])
+        for v in specials:  # scalars in, 0-d out
+            one = ring.saturate(v, lo, hi)
+            assert one.shape == () and one == np.clip(
+                np.nan_to_num(v, nan=lo, posinf=hi, neginf=lo), lo, hi
+            )
