@@ -246,12 +246,25 @@ class JobStore:
             )
 
     def save_round(self, job_id: str, round_no: int, state: dict[str, object]) -> None:
-        """Persist the model after a completed training round (durable before the next)."""
+        """Persist the model after a completed training round (durable before the next).
+
+        Only the latest round is kept (it carries the whole curve so far): a long job's
+        checkpoints take the space of one, not of every round."""
         with self._writing():
-            self._db.execute(
-                "INSERT OR REPLACE INTO training_rounds VALUES (?, ?, ?)",
-                (job_id, round_no, json.dumps(state)),
-            )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO training_rounds VALUES (?, ?, ?)",
+                    (job_id, round_no, json.dumps(state)),
+                )
+                self._db.execute(
+                    "DELETE FROM training_rounds WHERE job_id = ? AND round < ?",
+                    (job_id, round_no),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def last_round(self, job_id: str) -> dict[str, object] | None:
         with self._lock:

@@ -285,6 +285,11 @@ def test_service_persists_rounds_and_resumes_a_failed_job(
         assert events[-1].state is JobState.FAILED
         assert "model of round 2 is kept" in service.record(failed).error
         assert store.last_round(failed)["round"] == 2  # type: ignore[index]
+        with store._lock:  # one checkpoint row per job: the latest, with the whole curve
+            rows = store._db.execute(
+                "SELECT round FROM training_rounds WHERE job_id = ?", (failed,)
+            ).fetchall()
+        assert rows == [(2,)]
         FailingLink.fail = False
         resumed = service.submit(Query(Statistic.TRAIN, "", resume_from=failed), "tester")
         assert list(service.watch(resumed, timeout=60))[-1].state is JobState.SUCCEEDED
