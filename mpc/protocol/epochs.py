@@ -45,6 +45,9 @@ Why this is as safe as a fresh key per job:
   schedule (:data:`EPOCH_LIFETIME_SECONDS`) and forgotten when the epoch ends.
 
 Every refusal here is decided from the keys and the clock: public information, never data.
+Expiries are compared with each party's own clock, so a deployment keeps its clocks within a
+few minutes of each other (a key is handed out with at least :data:`ROTATE_MARGIN_SECONDS`
+left, and the coordinator stops using it 5 minutes before it expires).
 """
 
 from __future__ import annotations
