@@ -47,6 +47,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def _unavailable(schemas: Sequence[DatasetInfo], dataset: str) -> bool:
+    info = next((d for d in schemas if d.name == dataset), None)
+    return info is not None and (not info.available or not all(c.available for c in info.columns))
+
+
 class PartyLink(Protocol):
     party_id: str
     #: Changes whenever the connection to the party may have been re-established.
@@ -133,7 +138,7 @@ class JobRunner(SpecBuilderMixin):
         query.validate()
         selected = self._select(query)
         try:
-            schemas, keys = self._views(selected, progress, deadline)
+            schemas, keys = self._views(selected, query.dataset, progress, deadline)
             spec, plan = self._precise_spec(job_id, query, schemas, client)
             stat = definition(spec.statistic)
             self._charge(spec, plan)
@@ -163,17 +168,19 @@ class JobRunner(SpecBuilderMixin):
         return Outcome(spec, stat.labels(spec), values, _tolerance(spec), noise, tolerances)
 
     def _views(
-        self, selected: Sequence[PartyLink], progress: Progress, deadline: float
+        self, selected: Sequence[PartyLink], dataset: str, progress: Progress, deadline: float
     ) -> tuple[dict[str, list[DatasetInfo]], dict[str, SignedEpochKey]]:
         """Every selected party's schemas and epoch key: from the cache, asking only the
-        parties whose entry is missing or stale (concurrently)."""
+        parties whose entry is missing or stale (concurrently). A held schema that says
+        ``dataset`` is unavailable is asked again rather than trusted: the file may have been
+        fixed since (a stale *available* needs no such care: the party refuses itself)."""
         schemas: dict[str, list[DatasetInfo]] = {}
         keys: dict[str, SignedEpochKey] = {}
         stale: list[PartyLink] = []
         for link in selected:
             held = self.cache.schemas(link.party_id)
             key = self.cache.epoch_key(link.party_id, link.generation)
-            if held is None or key is None:
+            if held is None or key is None or _unavailable(held, dataset):
                 stale.append(link)
             else:
                 schemas[link.party_id], keys[link.party_id] = held, key

@@ -1,13 +1,17 @@
 """What the coordinator remembers of each party between jobs: its public schemas and its
 current signed epoch key, so that a query is one call per party.
 
-Both are public. Schemas are kept a few seconds (:data:`SCHEMA_TTL_SECONDS`: a party's own
-checks of the spec always decide, so a stale schema can only make the coordinator refuse or
-a party refuse, never compute on the wrong thing); an epoch key is kept until it nears its
-expiry, until the connection to the party drops (a restarted party has a new epoch) or until
-a job that used it fails, whichever comes first. Any failed job drops what is
-held for its parties, so the next job asks them again (e.g. after a party restarted and lost
-its epoch).
+Both are public, and both are asked again together whenever either is missing or stale.
+
+* Schemas are kept a minute (:data:`SCHEMA_TTL_SECONDS`). A party's own checks of the spec
+  always decide, so a stale schema can only make a party refuse, never compute on the wrong
+  thing; a held "unavailable" is asked again before it is believed (the file may have been
+  fixed since).
+* An epoch key is kept until it nears its expiry, until the connection to the party drops
+  (a restarted party has a new epoch, and a config change means a restart), or until a job
+  that used it fails, whichever comes first.
+
+Any failed job drops what is held for its parties, so the next job asks them again.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from mpc.protocol.epochs import SignedEpochKey
 from mpc.protocol.schema import DatasetInfo
 
 #: How long a party's schemas are reused without asking again.
-SCHEMA_TTL_SECONDS = 5.0
+SCHEMA_TTL_SECONDS = 60.0
 #: An epoch key is not used for a new job when it expires sooner than this (a job must end
 #: within its epoch; the party keeps an old epoch until it expires).
 KEY_MARGIN_SECONDS = 300.0

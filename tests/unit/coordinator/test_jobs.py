@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -270,6 +271,29 @@ def test_party_over_its_row_limit_is_unavailable_not_an_oracle(
     )
     with pytest.raises(InputDataError, match=r"^dataset 'health' is unavailable at party 'a'$"):
         over.setup(spec)
+
+
+def test_held_schemas_are_checked_by_the_party_and_unavailable_is_asked_again(
+    cert_dir: Path, tmp_path: Path, pool: ThreadPoolExecutor
+) -> None:
+    links = _links(cert_dir, tmp_path)
+    local = {pid: link for pid, link in links.items() if isinstance(link, LocalLink)}
+    runner = _runner(links, pool)
+    ages = Query(Statistic.SUM, "health", ("age",))  # needs c's column "age"
+    first = runner.run("j1", ages, _noop).values.tolist()
+    good = (tmp_path / "c.csv").read_text()
+    time.sleep(0.01)  # a new file stamp
+    (tmp_path / "c.csv").write_text("age,smoker\n20,1\nforty,1\n")
+    # The coordinator still holds c's schema as available: c refuses by itself.
+    with pytest.raises(MpcError, match="unavailable at party 'c'"):
+        runner.run("j2", ages, _noop)
+    with pytest.raises(MpcError, match="unavailable at party 'c'"):
+        runner.run("j3", ages, _noop)  # asked afresh: refused by the coordinator's mirror
+    views = local["c"].views
+    time.sleep(0.01)
+    (tmp_path / "c.csv").write_text(good)  # fixed: a held "unavailable" is not believed
+    assert runner.run("j4", ages, _noop).values.tolist() == first
+    assert local["c"].views == views + 1
 
 
 def test_party_with_bad_data_fails_the_job_without_saying_where(
