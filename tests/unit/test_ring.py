@@ -106,6 +106,10 @@ def test_scaling_by_multiplication_is_bit_for_bit_ldexp(frac_bits: int) -> None:
         reference = np.clip(reference, -ring._SATURATION, ring._SATURATION)
     expected = reference.astype(np.int64).view(np.uint64)
     np.testing.assert_array_equal(ring.encode_saturating(values, frac_bits), expected)
+    grid = values[:5000].reshape(50, 100)  # any shape, and the in-place form
+    np.testing.assert_array_equal(
+        ring.encode_saturating_in_place(grid.copy(), frac_bits), expected[:5000].reshape(50, 100)
+    )
     for scalar, word in zip(values[-12:], expected[-12:], strict=True):  # 0-d in, 0-d out
         assert ring.encode_saturating(scalar, frac_bits) == word
         assert ring.encode_saturating(np.float64(scalar), frac_bits).shape == ()
