@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mpc.coordinator.result_files import FILE_RESULT_BYTES, read_result_file, write_result_file
 from mpc.errors import ConfigError, TransportError
 
 
@@ -124,6 +125,8 @@ class JobStore:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"cannot open the coordinator database {path}: {exc}") from exc
         self._lock = threading.Lock()
+        #: Large results, one file per job beside the database (see :meth:`succeed`).
+        self.results_dir = path.with_name(path.name + ".results")
         with self._lock:
             try:
                 # 64 KiB pages: a 10^6-value result is an 8 MiB blob, written as 16x fewer
@@ -135,6 +138,9 @@ class JobStore:
                 columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
                 if "model" not in columns:  # databases from before training jobs
                     self._db.execute("ALTER TABLE jobs ADD COLUMN model TEXT")
+                stored = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+                if "file" not in stored:  # databases from before result files
+                    self._db.execute("ALTER TABLE results ADD COLUMN file TEXT")
             except sqlite3.Error as exc:  # e.g. not a database, or corrupt
                 self._db.close()
                 raise ConfigError(
@@ -213,12 +219,15 @@ class JobStore:
         finished_at: float | None = None,
         message: str = "result revealed",
     ) -> None:
+        data = np.ascontiguousarray(values, dtype="<f8")
+        big = data.nbytes >= FILE_RESULT_BYTES
+        name = write_result_file(self.results_dir, job_id, data) if big else None
         with self._writing():
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
-                    "INSERT OR REPLACE INTO results VALUES (?, ?)",
-                    (job_id, np.ascontiguousarray(values, dtype="<f8").tobytes()),
+                    "INSERT OR REPLACE INTO results (job_id, vals, file) VALUES (?, ?, ?)",
+                    (job_id, b"" if name else data.tobytes(), name),
                 )
                 self._db.execute(
                     "UPDATE jobs SET state=?, stage='done', message=?, "
@@ -237,6 +246,11 @@ class JobStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def _read_result(self, job_id: str, vals: bytes | None, name: str | None) -> np.ndarray | None:
+        if name:
+            return read_result_file(self.results_dir, job_id, name)
+        return np.frombuffer(vals, dtype="<f8").copy() if vals is not None else None
 
     def fail(self, job_id: str, error: str) -> None:
         with self._writing():
@@ -296,7 +310,7 @@ class JobStore:
             row = self._db.execute(
                 "SELECT jobs.job_id, state, stage, message, progress, query, spec, "
                 "submitted_by, parties, labels, results.vals, tolerance, error, created_at, "
-                "finished_at, privacy FROM jobs LEFT JOIN results USING (job_id) "
+                "finished_at, privacy, results.file FROM jobs LEFT JOIN results USING (job_id) "
                 "WHERE jobs.job_id=?",
                 (job_id,),
             ).fetchone()
@@ -313,7 +327,7 @@ class JobStore:
             submitted_by=row[7],
             parties=json.loads(row[8]),
             labels=json.loads(row[9]),
-            values=np.frombuffer(row[10], dtype="<f8").copy() if row[10] is not None else None,
+            values=self._read_result(job_id, row[10], row[16]),
             tolerance=row[11],
             error=row[12],
             created_at=row[13],
