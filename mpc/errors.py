@@ -31,6 +31,13 @@ class ConfigError(MpcError):
     """A configuration file, command-line flag or certificate is wrong."""
 
 
+class LocalFileError(ConfigError):
+    """A file of this process's own host cannot be used (its path in the text, for the local
+    operator). Never sent as is: :mod:`mpc.transport.errors` logs the text and sends a fixed
+    public reason, so a path or line number of a party never reaches a coordinator or client.
+    """
+
+
 class InputDataError(MpcError):
     """A dataset cannot be used: unknown dataset or column, bad cell, empty file."""
 
@@ -89,6 +96,7 @@ __all__ = [
     "JobFailedError",
     "JobNotFoundError",
     "LimitExceededError",
+    "LocalFileError",
     "MpcError",
     "PartyFailedError",
     "PrivacyBudgetError",

@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mpc.errors import ConfigError
+from mpc.errors import LocalFileError
 from mpc.party.audit_records import (
     ACCEPTED,
     EVENT_JOB,
@@ -49,6 +49,7 @@ from mpc.party.audit_records import (
     GENESIS,
     REFUSED,
     AuditError,
+    AuditFileError,
     _check_line,
     canonical,
     client_of,
@@ -120,10 +121,10 @@ class AuditLog:
         self._seq = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            # At start-up, to the party's operator (the process does not start): never sent
-            # to a coordinator or client, so the path may be named.
-            raise ConfigError(f"cannot create the folder of the audit log {path}: {exc}") from exc
+        except OSError as exc:  # at start-up; a LocalFileError's text is never sent
+            raise LocalFileError(
+                f"cannot create the folder of the audit log {path}: {exc.strerror}"
+            ) from exc
         with self._lock:
             self._with_file(lambda fd: None, what="open")
 
@@ -146,10 +147,12 @@ class AuditLog:
         except OSError as exc:
             self._known = None
             log.error("cannot %s the audit log %s: %s", what, self.path, exc.strerror)
+            if what == "open":  # at start-up, for the operator: the path is named
+                raise AuditFileError(
+                    f"cannot open the audit log {self.path}: {exc.strerror}"
+                ) from exc
             raise AuditError(
                 f"party {self.party_id!r} cannot {what} its audit log (see its log)"
-                if what != "open"
-                else f"cannot open the audit log {self.path}: {exc.strerror}"
             ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

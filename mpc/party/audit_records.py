@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from mpc.errors import ConfigError, MpcError
+from mpc.errors import ConfigError, LocalFileError, MpcError
 from mpc.protocol.rounds import schedule_of
 from mpc.protocol.spec import JobSpec
 from mpc.stats.privacy import NoisePlan, plan_noise
@@ -28,6 +28,11 @@ EVENT_RECOVERED = "recovered"
 
 class AuditError(ConfigError):
     """The party cannot write its audit log; it answers no job it cannot record."""
+
+
+class AuditFileError(AuditError, LocalFileError):
+    """The audit log's file cannot be opened (its path in the text, for the operator; the
+    transport sends only a fixed reason)."""
 
 
 # --- records -------------------------------------------------------------------------------

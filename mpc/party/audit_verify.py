@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mpc.errors import ConfigError
+from mpc.errors import LocalFileError
 from mpc.party.audit_records import EVENT_RECOVERED, GENESIS, _check_line, line_hash
 
 
@@ -101,10 +101,8 @@ def verify(path: Path) -> Verification:
             if record["seq"] != seq + 1:
                 return failed(number, f"seq {record['seq']} where {seq + 1} was expected")
             prev, seq, records = line_hash(body), seq + 1, records + 1
-    except OSError as exc:
-        # `mpc audit show/verify` on the party's own host: the operator named this path.
-        # Jobs never read the log back, so this text never reaches a coordinator or client.
-        raise ConfigError(f"cannot read the audit log {path}: {exc.strerror}") from exc
+    except OSError as exc:  # `mpc audit show/verify`, on the party's host
+        raise LocalFileError(f"cannot read the audit log {path}: {exc.strerror}") from exc
     if pending is not None:
         return failed(pending[0], pending[2])
     return Verification(path, True, records, prev, notes=tuple(notes))
@@ -122,7 +120,5 @@ def read_records(path: Path) -> Iterator[tuple[int, dict[str, Any] | None]]:
             except ValueError:
                 value = None
             yield number, value if isinstance(value, dict) else None
-    except OSError as exc:
-        # `mpc audit show/verify` on the party's own host: the operator named this path.
-        # Jobs never read the log back, so this text never reaches a coordinator or client.
-        raise ConfigError(f"cannot read the audit log {path}: {exc.strerror}") from exc
+    except OSError as exc:  # `mpc audit show/verify`, on the party's host
+        raise LocalFileError(f"cannot read the audit log {path}: {exc.strerror}") from exc

@@ -52,7 +52,15 @@ def _where(exc: BaseException) -> str:
     return f"{last.filename}:{last.lineno} in {last.name}"
 
 
+#: What a caller gets instead of a :class:`~mpc.errors.LocalFileError`'s text.
+LOCAL_FILE_REASON = "a local file of this server cannot be used; see its log"
+
+
 def _abort(context: grpc.ServicerContext, exc: Exception) -> None:
+    if isinstance(exc, errors.LocalFileError):  # names local paths: the log gets the text
+        log.error("%s", exc)
+        context.set_trailing_metadata((("mpc-error", errors.ConfigError.__name__),))
+        context.abort(status_for(exc), LOCAL_FILE_REASON)
     if isinstance(exc, errors.MpcError):
         context.set_trailing_metadata((("mpc-error", type(exc).__name__),))
         context.abort(status_for(exc), str(exc))
@@ -104,4 +112,10 @@ def from_rpc_error(exc: grpc.RpcError, what: str) -> errors.MpcError:
     return errors.TransportError(f"{what} failed with {name}: {details}")
 
 
-__all__ = ["from_rpc_error", "handle_errors", "handle_stream_errors", "status_for"]
+__all__ = [
+    "LOCAL_FILE_REASON",
+    "from_rpc_error",
+    "handle_errors",
+    "handle_stream_errors",
+    "status_for",
+]
