@@ -9,13 +9,16 @@ row says it succeeded; the row names the file. Back up that directory with the d
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
 
 import numpy as np
 
-from mpc.errors import TransportError
+from mpc.errors import LocalFileError, TransportError
+
+log = logging.getLogger(__name__)
 
 #: Results at least this large (in bytes) go to a file.
 FILE_RESULT_BYTES = 1 << 20
@@ -48,7 +51,7 @@ def write_result_file(directory: Path, job_id: str, data: np.ndarray) -> str:
         finally:
             os.close(folder)
     except OSError as exc:
-        raise TransportError(
+        raise LocalFileError(
             f"the coordinator cannot write a result file in {directory}: {exc.strerror or exc}"
         ) from None
     return final.name
@@ -61,9 +64,16 @@ def read_result_file(directory: Path, job_id: str, name: str) -> np.ndarray:
     try:
         return np.fromfile(directory / name, dtype="<f8")
     except OSError as exc:
+        # The path and the reason to the coordinator's log; the client gets a public reason.
+        log.error(
+            "the result of job %s is missing from %s (%s); restore it from the backup of "
+            "that directory",
+            job_id,
+            directory,
+            exc.strerror or exc,
+        )
         raise TransportError(
-            f"the result of job {job_id} is missing from {directory} ({exc.strerror or exc}); "
-            "restore it from the backup of that directory"
+            f"the result of job {job_id} is missing on the coordinator (see its log)"
         ) from None
 
 

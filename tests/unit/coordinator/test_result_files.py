@@ -13,7 +13,7 @@ import pytest
 
 from mpc.coordinator.result_files import FILE_RESULT_BYTES
 from mpc.coordinator.store import JobRecord, JobState, JobStore
-from mpc.errors import TransportError
+from mpc.errors import LocalFileError, TransportError
 
 
 def _done(store: JobStore, job_id: str, values: np.ndarray) -> None:
@@ -37,8 +37,9 @@ def test_large_results_go_to_files_and_small_ones_stay_in_the_database(tmp_path:
         np.testing.assert_array_equal(got.values, big)  # type: ignore[arg-type]
         np.testing.assert_array_equal(reopened.get("job-small").values, small)  # type: ignore[union-attr]
         (reopened.results_dir / "job-big.f64").unlink()
-        with pytest.raises(TransportError, match="result of job job-big is missing"):
+        with pytest.raises(TransportError, match="result of job job-big is missing") as lost:
             reopened.get("job-big")
+        assert str(tmp_path) not in str(lost.value)  # the path goes to the log only
     finally:
         reopened.close()
 
@@ -67,7 +68,7 @@ def test_a_result_file_that_cannot_be_written_fails_clearly(tmp_path: Path) -> N
     store = JobStore(tmp_path / "jobs.sqlite")
     try:
         store.results_dir.write_text("not a directory")  # e.g. a read-only or broken volume
-        with pytest.raises(TransportError, match="cannot write a result file"):
+        with pytest.raises(LocalFileError, match="cannot write a result file"):
             _done(store, "job-x", np.zeros(FILE_RESULT_BYTES // 8))
         with pytest.raises(TransportError, match="cannot name a result file"):
             from mpc.coordinator.result_files import write_result_file
