@@ -11,8 +11,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from mpc.coordinator.events import JobEvent
-from mpc.errors import ProtocolError
 from mpc.proto.v1 import coordinator_pb2
+from mpc.transport.convert_vectors import FloatFiller
 
 
 def collect(
@@ -23,8 +23,7 @@ def collect(
     carried no result) and the values. ``on_event`` sees every progress event."""
     job_id = ""
     header: coordinator_pb2.ResultHeader | None = None
-    values = np.empty(0)
-    filled = 0
+    filler = FloatFiller(0)
     for event in events:
         if header is None:
             job_id = job_id or event.job_id
@@ -33,16 +32,11 @@ def collect(
             if not event.HasField("result"):
                 continue
             header = event.result
-            values = np.empty(header.length, dtype=np.float64)
-        if len(event.values) % 8 or filled + len(event.values) // 8 > values.size:
-            raise ProtocolError(f"result is longer than its header says ({values.size})")
-        part = np.frombuffer(event.values, dtype="<f8")
-        values[filled : filled + part.size] = part
-        filled += part.size
-    succeeded = header is not None and header.state == coordinator_pb2.JOB_STATE_SUCCEEDED
-    if succeeded and header is not None and filled != header.length:
-        raise ProtocolError(f"result has {filled} values, its header says {header.length}")
-    return job_id, header, values
+            filler = FloatFiller(header.length)
+        filler.add(event.values)
+    if header is None or header.state != coordinator_pb2.JOB_STATE_SUCCEEDED:
+        return job_id, header, filler.values
+    return job_id, header, filler.finish()
 
 
 def progress_callback(

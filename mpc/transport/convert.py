@@ -32,7 +32,6 @@ from mpc.transport.convert_vectors import float_chunks as float_chunks
 from mpc.transport.convert_vectors import floats_from_bytes as floats_from_bytes
 from mpc.transport.convert_vectors import floats_from_chunks as floats_from_chunks
 from mpc.transport.convert_vectors import floats_to_bytes as floats_to_bytes
-from mpc.transport.convert_vectors import ring_to_bytes as ring_to_bytes
 
 
 def statistic_from_name(name: str) -> Statistic:
@@ -358,7 +357,6 @@ __all__ = [
     "offer_from_proto",
     "offer_to_proto",
     "query_from_proto",
-    "ring_to_bytes",
     "spec_from_proto",
     "spec_to_proto",
     "statistic_from_name",

@@ -1,7 +1,6 @@
-"""Vectors on the wire: ring and float vectors <-> little-endian bytes in chunks.
-
-Vectors travel as little-endian 64-bit words in chunks of about 1 MiB (``CHUNK_WORDS``). Part
-of the conversion layer (:mod:`mpc.transport.convert` re-exports every name here).
+"""Float vectors on the wire: float64 <-> little-endian bytes in chunks of about 1 MiB
+(``CHUNK_WORDS``). Part of the conversion layer (:mod:`mpc.transport.convert` re-exports every
+name here); masked shares, the ring vectors, go through :mod:`mpc.transport.wire`.
 """
 
 from __future__ import annotations
@@ -12,15 +11,9 @@ import numpy as np
 
 from mpc.errors import ProtocolError
 from mpc.proto.v1 import common_pb2
-from mpc.ring import RingVector
 from mpc.sharing import CHUNK_WORDS
 
-_LE_U64 = np.dtype("<u8")
 _LE_F64 = np.dtype("<f8")
-
-
-def ring_to_bytes(words: RingVector) -> bytes:
-    return np.ascontiguousarray(words, dtype=_LE_U64).tobytes()
 
 
 def floats_to_bytes(values: np.ndarray) -> bytes:
@@ -43,17 +36,33 @@ def float_chunks(
         )
 
 
-def floats_from_chunks(length: int, chunks: Iterable[common_pb2.VectorChunk]) -> np.ndarray:
-    out = np.empty(length, dtype=np.float64)
-    filled = 0
-    for chunk in chunks:
-        if chunk.offset != filled or len(chunk.data) % 8:
+class FloatFiller:
+    """A float64 vector of known length, filled in order from little-endian byte chunks
+    (each copied once, straight into place)."""
+
+    def __init__(self, length: int) -> None:
+        self.values = np.empty(length, dtype=np.float64)
+        self.filled = 0
+
+    def add(self, data: bytes, offset: int | None = None) -> None:
+        if (offset is not None and offset != self.filled) or len(data) % 8:
             raise ProtocolError("result chunks arrived out of order or malformed")
-        part = np.frombuffer(chunk.data, dtype=_LE_F64)
-        if filled + part.size > length:
+        part = np.frombuffer(data, dtype=_LE_F64)
+        if self.filled + part.size > self.values.size:
             raise ProtocolError("result is longer than its header says")
-        out[filled : filled + part.size] = part
-        filled += part.size
-    if filled != length:
-        raise ProtocolError(f"result has {filled} values, its header says {length}")
-    return out
+        self.values[self.filled : self.filled + part.size] = part
+        self.filled += part.size
+
+    def finish(self) -> np.ndarray:
+        if self.filled != self.values.size:
+            raise ProtocolError(
+                f"result has {self.filled} values, its header says {self.values.size}"
+            )
+        return self.values
+
+
+def floats_from_chunks(length: int, chunks: Iterable[common_pb2.VectorChunk]) -> np.ndarray:
+    filler = FloatFiller(length)
+    for chunk in chunks:
+        filler.add(chunk.data, chunk.offset)
+    return filler.finish()

@@ -55,13 +55,7 @@ class GrpcPartyLink:
         return PartyFailedError(self.party_id, str(from_rpc_error(exc, f"party at {self.address}")))
 
     def describe(self, timeout: float) -> list[DatasetInfo]:
-        try:
-            response = self._stub.Describe(party_pb2.DescribeRequest(), timeout=timeout)
-        except grpc.RpcError as exc:
-            raise self._fail(exc) from None
-        if response.party_id != self.party_id:
-            raise PartyFailedError(self.party_id, f"answered as {response.party_id!r}")
-        return [convert.dataset_from_proto(d) for d in response.datasets]
+        return self.view(timeout).schemas
 
     def view(self, timeout: float) -> PartyView:
         """The party's schemas and current signed epoch key (one Describe call)."""
