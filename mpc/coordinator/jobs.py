@@ -143,13 +143,11 @@ class JobRunner(SpecBuilderMixin):
             stat = definition(spec.statistic)
             self._charge(spec, plan)
             length = stat.output_length(spec)
-            epoch_keys = [keys.get(pid) for pid in spec.party_ids]
-            if all(key is not None for key in epoch_keys):
+            epoch_keys = [keys[pid] for pid in spec.party_ids if pid in keys]
+            if len(epoch_keys) == len(spec.party_ids):
                 progress("round", f"collecting masked shares of {length} words", 0.6)
                 links = [self._links[pid] for pid in spec.party_ids]
-                revealed = self.query_round(
-                    spec, links, [k for k in epoch_keys if k is not None], length, deadline
-                )
+                revealed = self.query_round(spec, links, epoch_keys, length, deadline)
             else:
                 revealed = self._session_round(spec, length, progress, deadline)
         except BaseException:

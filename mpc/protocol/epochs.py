@@ -300,12 +300,6 @@ class EpochKeys:
         }
         return EpochJob(me, tuple(order), epoch, spec_digest, pair)
 
-    def close(self) -> None:
-        with self._lock:
-            for epoch in (self._current, self._previous):
-                if epoch is not None:
-                    epoch.close()
-
 
 __all__ = [
     "EPOCH_LIFETIME_SECONDS",
