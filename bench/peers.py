@@ -42,6 +42,7 @@ try:
         crypten_unavailable,
         flower_unavailable,
         log,
+        mpyc_unavailable,
         run_flower,
         run_mpyc,
         too_slow,
@@ -54,6 +55,7 @@ except ImportError:  # run as a script: bench/ itself is sys.path[0]
         crypten_unavailable,
         flower_unavailable,
         log,
+        mpyc_unavailable,
         run_flower,
         run_mpyc,
         too_slow,
@@ -147,8 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = workroot / "data"
 
         previous: tuple[int, Cell] | None = None
+        missing = mpyc_unavailable()
         for length in lengths:
-            skip = too_slow(previous, length, args.limit_s)
+            skip = missing or too_slow(previous, length, args.limit_s)
             cell = (
                 Cell(note=skip)
                 if skip

@@ -231,6 +231,12 @@ def flower_unavailable(python: str | None) -> str:
     return ""
 
 
+def mpyc_unavailable() -> str:
+    if importlib.util.find_spec("mpyc") is None:
+        return "n/a (not installed: .venv/bin/pip install -e '.[bench]')"
+    return ""
+
+
 def crypten_unavailable() -> str:
     if importlib.util.find_spec("crypten") is None:
         # `pip install --dry-run crypten` (0.4.1): it requires the deprecated `sklearn` PyPI
